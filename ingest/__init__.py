@@ -1,0 +1,1 @@
+"""Catalog ingest: masters -> encode ladder -> catalog events; rights/takedown commands; synthetic catalog."""

@@ -1,0 +1,1 @@
+"""The thin playback API and the CDN host (signed segment URLs, Range requests)."""

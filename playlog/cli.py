@@ -1,0 +1,87 @@
+"""The ``playlog`` command. Each verb lives beside the part it drives and is imported lazily,
+so ``playlog --help`` stays fast and a verb only loads what it needs."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from playlog import __version__
+from playlog.errors import PlaylogError
+
+# verb -> "module:attribute" of a click command or group
+VERBS: dict[str, str] = {
+    "broker": "topics.localkafka:broker_command",
+    "topics": "topics.cli:topics_group",
+    "produce": "topics.cli:produce_command",
+    "consume": "topics.cli:consume_command",
+    "schemas": "schemas.cli:schemas_group",
+    "demo": "playlog.demo:demo_command",
+    "bench": "playlog.bench:bench_group",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, _, attr = self.lazy[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, lazy=VERBS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="playlog")
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def cli(verbose: bool) -> None:
+    """playlog: every action an Avro event on Kafka, every view rebuilt from the log."""
+    from playlog.config import load
+
+    level = "DEBUG" if verbose else load().log_level
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="playlog", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(f"(see '{exc.ctx.command_path} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except PlaylogError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except ValueError as exc:  # configuration errors from PLAYLOG_* parsing
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

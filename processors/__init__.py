@@ -1,0 +1,1 @@
+"""Pure folds (``evolve(state, event) -> (state, outputs)``) and the Faust app that runs them."""

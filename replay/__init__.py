@@ -1,0 +1,1 @@
+"""The replay audit: recompute royalty statements from the log (topics, archive or a file)."""

@@ -1,0 +1,1 @@
+"""Sinks: the Parquet archive, the DuckDB warehouse and ClickHouse, each idempotent."""

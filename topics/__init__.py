@@ -1,0 +1,1 @@
+"""The topic catalog, Kafka admin, producers and consumers of wire-format events."""
