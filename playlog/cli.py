@@ -19,6 +19,17 @@ VERBS: dict[str, str] = {
     "produce": "topics.cli:produce_command",
     "consume": "topics.cli:consume_command",
     "schemas": "schemas.cli:schemas_group",
+    "worker": "processors.cli:worker_command",
+    "royalties": "processors.cli:royalties_command",
+    "replay": "replay.cli:replay_group",
+    "sink": "sinks.cli:sink_group",
+    "api": "playback.cli:api_command",
+    "cdn": "playback.cli:cdn_command",
+    "token": "playback.cli:token_command",
+    "ingest": "ingest.cli:ingest_command",
+    "rights": "ingest.cli:rights_group",
+    "takedown": "ingest.cli:takedown_command",
+    "catalog": "ingest.cli:catalog_group",
     "demo": "playlog.demo:demo_command",
     "bench": "playlog.bench:bench_group",
 }
@@ -37,8 +48,20 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
             module, _, attr = self.lazy[name].partition(":")
-            return getattr(importlib.import_module(module), attr)
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                return _unavailable(name, exc)
         return super().get_command(ctx, name)
+
+
+def _unavailable(name: str, exc: Exception) -> click.Command:
+    """A stand-in for a verb whose module cannot load (missing optional extra, say)."""
+
+    def run() -> None:
+        raise PlaylogError(f"'playlog {name}' is unavailable here: {exc} (install the project's extras: make setup)")
+
+    return click.Command(name, callback=run, help=f"(unavailable: {exc})")
 
 
 @click.group(cls=LazyGroup, lazy=VERBS, context_settings={"help_option_names": ["-h", "--help"]})
