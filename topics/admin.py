@@ -1,0 +1,86 @@
+"""Create and describe the topic catalog against any cluster (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from playlog.config import Settings
+from playlog.errors import PlaylogError
+from topics.catalog import TopicSpec, load_catalog
+
+log = logging.getLogger(__name__)
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": log})
+
+
+def _existing(admin: AdminClient, timeout: float = 10.0) -> dict:
+    try:
+        return admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise PlaylogError(f"cannot reach Kafka: {exc.args[0].str() if exc.args else exc}") from None
+
+
+def create_topics(settings: Settings, replication: int = 1, timeout: float = 30.0) -> list[str]:
+    """Create every catalog topic that does not exist yet; returns the names created."""
+    admin = admin_client(settings)
+    existing = _existing(admin)
+    todo = [
+        NewTopic(t.full_name(settings.topic_prefix), num_partitions=t.partitions,
+                 replication_factor=replication, config=t.config())
+        for t in load_catalog() if t.full_name(settings.topic_prefix) not in existing
+    ]
+    created = []
+    if todo:
+        for name, fut in admin.create_topics(todo, request_timeout=timeout).items():
+            try:
+                fut.result()
+                created.append(name)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() != err.TOPIC_ALREADY_EXISTS:  # a concurrent creator won the race: fine
+                    raise PlaylogError(f"cannot create topic {name}: {err.str()}") from None
+    return created
+
+
+@dataclass
+class TopicState:
+    spec: TopicSpec
+    name: str
+    exists: bool
+    partitions: int | None
+    config: dict[str, str]
+
+    @property
+    def drift(self) -> list[str]:
+        if not self.exists:
+            return ["missing"]
+        out = []
+        if self.partitions != self.spec.partitions:
+            out.append(f"partitions {self.partitions} != {self.spec.partitions}")
+        for k, v in self.spec.config().items():
+            if self.config.get(k) not in (None, v):
+                out.append(f"{k}={self.config.get(k)} (catalog: {v})")
+        return out
+
+
+def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicState]:
+    admin = admin_client(settings)
+    existing = _existing(admin, timeout)
+    names = [t.full_name(settings.topic_prefix) for t in load_catalog() if t.full_name(settings.topic_prefix) in existing]
+    configs: dict[str, dict[str, str]] = {}
+    if names:
+        res = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names])
+        for r, fut in res.items():
+            configs[r.name] = {k: v.value for k, v in fut.result(timeout).items()}
+    out = []
+    for t in load_catalog():
+        name = t.full_name(settings.topic_prefix)
+        md = existing.get(name)
+        out.append(TopicState(t, name, md is not None, len(md.partitions) if md else None, configs.get(name, {})))
+    return out

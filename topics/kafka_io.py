@@ -1,0 +1,246 @@
+"""Producers and consumers of wire-format events (confluent-kafka), and the dead-letter path.
+
+- :class:`EventProducer`: idempotent (``enable.idempotence``, ``acks=all``); every delivery
+  report is checked and ``flush()`` raises if any record failed: failures surface, never vanish.
+- :class:`KafkaEventSink`: the :class:`topics.emit.EventSink` that routes events to their topic
+  with their key (topics/catalog.py).
+- :func:`iter_records` / :func:`iter_batches`: read topics (replay from the beginning up to the
+  end offsets seen at start, or follow as a consumer group), yielding raw :class:`Record` s.
+- :func:`dead_letter`: the original bytes plus source topic/partition/offset and a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from playlog.config import Settings
+from playlog.errors import PlaylogError
+from schemas.codec import Codec, default_codec
+from topics.catalog import key_of, topic_of
+
+log = logging.getLogger(__name__)
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def producer_config(settings: Settings, **extra: object) -> dict:
+    cfg: dict = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "enable.idempotence": True,  # implies acks=all, retries, max.in.flight<=5 with ordering kept
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 1_000_000,
+        "message.timeout.ms": 60_000,
+        "logger": log,
+    }
+    cfg.update(extra)
+    return cfg
+
+
+class EventProducer:
+    """Produce events (or raw records) to Kafka; ``flush()`` raises if anything failed to deliver."""
+
+    def __init__(self, settings: Settings, codec: Codec | None = None, **config: object):
+        self.settings = settings
+        self.codec = codec or default_codec()
+        self.prefix = settings.topic_prefix
+        self._producer = Producer(producer_config(settings, **config))
+        self.delivered = 0
+        self.failed: list[str] = []
+
+    @property
+    def config(self) -> dict:
+        return producer_config(self.settings)
+
+    def _on_delivery(self, err: KafkaError | None, msg: object) -> None:
+        if err is None:
+            self.delivered += 1
+        else:
+            self.failed.append(f"{msg.topic()}: {err.str()}")  # type: ignore[attr-defined]
+
+    def produce_raw(
+        self, topic: str, value: bytes | None, key: str | bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
+    ) -> None:
+        """Produce one record to a full topic name; waits for queue space if the buffer is full."""
+        kwargs: dict = {"key": key, "value": value, "on_delivery": self._on_delivery}
+        if headers:
+            kwargs["headers"] = headers
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise PlaylogError(f"cannot produce to {topic}: {exc}") from None
+        self._producer.poll(0)
+
+    def produce(self, event: dict) -> None:
+        """Encode and produce an event to its topic, keyed as events.md says."""
+        self.produce_raw(self.prefix + topic_of(event["type"]), self.codec.encode(event), key_of(event))
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise PlaylogError(f"{remaining} record(s) still undelivered after {timeout:.0f}s; is the broker up at {self.settings.bootstrap_servers}?")
+        if self.failed:
+            first = self.failed[0]
+            n = len(self.failed)
+            self.failed = []
+            raise PlaylogError(f"{n} record(s) failed to deliver, first: {first}")
+
+
+class KafkaEventSink:
+    """EventSink to Kafka: routes each event to its topic with its key."""
+
+    def __init__(self, settings: Settings, codec: Codec | None = None):
+        self.producer = EventProducer(settings, codec)
+        self.count = 0
+
+    def emit(self, event: dict) -> None:
+        self.producer.produce(event)
+        self.count += 1
+
+    def close(self) -> None:
+        self.producer.flush()
+
+
+def dead_letter(
+    producer: EventProducer, source: Record | None, reason: str, value: bytes | None = None,
+    source_topic: str | None = None,
+) -> None:
+    """Send bad input to the dead-letter topic with its original bytes, source position and reason."""
+    headers = [("reason", reason.encode())]
+    if source is not None:
+        headers += [
+            ("source.topic", source.topic.encode()),
+            ("source.partition", str(source.partition).encode()),
+            ("source.offset", str(source.offset).encode()),
+        ]
+        value = source.value if value is None else value
+        source_topic = source.topic
+    producer.produce_raw(producer.prefix + "deadletter", value, key=source_topic or "unknown", headers=headers)
+    log.warning("dead-lettered record from %s: %s", source_topic, reason)
+
+
+def consumer_config(settings: Settings, group_id: str | None, **extra: object) -> dict:
+    cfg: dict = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": group_id or "playlog-reader",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "isolation.level": "read_committed",
+        "fetch.min.bytes": 1,
+        "queued.max.messages.kbytes": 262144,
+        "logger": log,
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def _to_record(msg: object) -> Record:
+    return Record(
+        msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),  # type: ignore[attr-defined]
+        msg.timestamp()[1], tuple(msg.headers() or ()),  # type: ignore[attr-defined]
+    )
+
+
+def end_offsets(consumer: Consumer, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (low, high) watermarks now."""
+    out = {}
+    md = consumer.list_topics(timeout=timeout)
+    for t in topics:
+        if t not in md.topics or md.topics[t].error is not None:
+            raise PlaylogError(f"topic {t} does not exist; run 'playlog topics create'")
+        for p in md.topics[t].partitions:
+            out[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout)
+    return out
+
+
+def iter_batches(
+    settings: Settings, topics: list[str], *, group_id: str | None = None, until_end: bool = True,
+    batch_size: int = 5000, poll_timeout: float = 0.5, idle_timeout: float | None = None,
+    start_offsets: dict[tuple[str, int], int] | None = None,
+    consumer: Consumer | None = None,
+) -> Iterator[list[Record]]:
+    """Batches of records from full topic names.
+
+    - ``group_id`` None: no group; read every partition from its beginning (or ``start_offsets``).
+    - ``group_id`` set: subscribe as that consumer group (the caller commits via ``commit``).
+    - ``until_end``: stop once every partition reached the end offset it had when reading began.
+    - ``idle_timeout``: stop after that many seconds without a record (follow mode).
+    """
+    own = consumer is None
+    consumer = consumer or Consumer(consumer_config(settings, group_id))
+    try:
+        ends = end_offsets(consumer, topics)
+        remaining = {tp for tp, (lo, hi) in ends.items() if hi > lo}
+        if group_id is None:
+            consumer.assign([
+                TopicPartition(t, p, (start_offsets or {}).get((t, p), OFFSET_BEGINNING)) for (t, p) in ends
+            ])
+            if start_offsets:
+                remaining = {tp for tp in remaining if start_offsets.get(tp, 0) < ends[tp][1]}
+        else:
+            consumer.subscribe(topics)
+        last = time.monotonic()
+        while True:
+            if until_end and not remaining and group_id is None:
+                return
+            msgs = consumer.consume(batch_size, poll_timeout)
+            batch = []
+            for m in msgs:
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise PlaylogError(f"consume failed: {m.error().str()}")
+                r = _to_record(m)
+                batch.append(r)
+                tp = (r.topic, r.partition)
+                if tp in remaining and r.offset + 1 >= ends[tp][1]:
+                    remaining.discard(tp)
+            if batch:
+                last = time.monotonic()
+                yield batch
+            elif until_end and group_id is not None and not remaining:
+                return
+            elif idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                return
+            if until_end and group_id is not None and not remaining:
+                return
+    finally:
+        if own:
+            consumer.close()
+
+
+def iter_records(settings: Settings, topics: list[str], **kwargs: object) -> Iterator[Record]:
+    """Records one by one (see :func:`iter_batches`)."""
+    for batch in iter_batches(settings, topics, **kwargs):  # type: ignore[arg-type]
+        yield from batch
+
+
+def commit(consumer: Consumer, records: list[Record]) -> None:
+    """Synchronously commit the offsets after ``records`` (call only once their effects are durable)."""
+    last: dict[tuple[str, int], int] = {}
+    for r in records:
+        last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
+    if last:
+        consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
