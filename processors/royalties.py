@@ -1,0 +1,446 @@
+"""The royalty view as a pure fold (spec/royalties.md), exact to the micro in any event order.
+
+``evolve(state, event)`` folds play.*, track.ingested, rights.changed, track.taken_down and
+royalty.pool_declared events (other types are ignored) into a :class:`RoyaltyState`;
+``statement(state, period)`` gives the statement lines.
+
+How it stays exact whatever the order (DESIGN.md, "Late events and exact money"):
+
+- Every merge is a join that ignores order and duplicates: plays keep ``min`` of their deciding
+  key and ``max`` of ms (processors/plays.py); catalog, rights, takedown and pool events are kept
+  in lists sorted by (occurred_at, event_id), an event_id already present is not added again.
+  So nothing is decided at fold time: a late track.ingested, rights.changed or takedown is just
+  recorded, and whatever it changes is re-decided at statement time.
+- Plays are indexed per period by (user, UTC day) - the unit of the fraud rules - so a statement
+  only visits the plays of its period, one (user, day) group at a time. Eligibility per play looks
+  up the catalog (ISRC canon, shares), rights and takedowns by (canonical track, country), each
+  resolved once per statement and cached.
+- The money step (pool x shares, floor + largest remainder) runs on the per (country, product)
+  tallies, in integers only.
+
+The statement splits into :func:`tally` (streams and share weights per line; tallies of states
+holding disjoint sets of users can be summed with :func:`merge_tallies`, since both fraud rules are
+per user) and :func:`allocate` (the money step, global per (period, country, product)).
+"""
+
+from __future__ import annotations
+
+import operator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from processors.plays import PLAY_TYPES, STARTED, PlayKey, PlaySummary
+from processors.statement import StatementLine
+from schemas.timefmt import period_of
+
+DAY_MS = 86_400_000
+MIN_STREAM_MS = 30_000  # the 30-second rule (>=)
+IMPOSSIBLE_MS = 86_400_000  # more than this per (user, day) and none of its plays are streams
+LOOP_CAP = 20  # streams per (user, canonical track, day)
+PPM = 1_000_000
+
+Shares = tuple[tuple[str, int], ...]  # ((rightsholder_id, share_ppm), ...)
+_id2 = operator.itemgetter(0, 1)  # (occurred_at, event_id) of a stored catalog/rights/pool entry
+
+
+@lru_cache(maxsize=65536)
+def period_of_day(day: int) -> str:
+    """``YYYY-MM`` of a UTC day number."""
+    return period_of(day * DAY_MS)
+
+
+def _insert(entries: list, item: tuple) -> bool:
+    """Insert into a list sorted by (occurred_at, event_id) unless that event is already there."""
+    k = (item[0], item[1])
+    i = bisect_left(entries, k, key=_id2)
+    if i < len(entries) and _id2(entries[i]) == k:
+        return False
+    entries.insert(i, item)
+    return True
+
+
+@dataclass
+class RoyaltyState:
+    # play_id -> [key, ms]; key = (rank, play_time, event_id, user, track, country, product)
+    plays: dict[str, list[Any]] = field(default_factory=dict)
+    # period -> (user_id, day) -> play ids (derived from plays; rebuilt by from_dict)
+    by_period: dict[str, dict[tuple[str, int], set[str]]] = field(default_factory=dict)
+    # track_id -> (occurred_at, event_id, isrc) of its earliest track.ingested
+    track_first: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # isrc -> [(occurred_at, event_id, track_id, shares)] sorted
+    ingests: dict[str, list[tuple[int, str, str, Shares]]] = field(default_factory=dict)
+    # (track_id as sent, territory) -> [(occurred_at, event_id, allowed, valid_from, valid_to)] sorted
+    rights: dict[tuple[str, str], list[tuple[int, str, bool, int | None, int | None]]] = field(
+        default_factory=dict
+    )
+    # track_id as sent -> [(occurred_at, event_id, territories)] sorted
+    takedowns: dict[str, list[tuple[int, str, tuple[str, ...]]]] = field(default_factory=dict)
+    # (period, country, product) -> (occurred_at, event_id, amount_micros) of the latest declaration
+    pools: dict[tuple[str, str, str], tuple[int, str, int]] = field(default_factory=dict)
+
+    # -- plain-data form (JSON-compatible) ------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plays": {pid: [list(a[0]), a[1]] for pid, a in self.plays.items()},
+            "track_first": {t: list(v) for t, v in self.track_first.items()},
+            "ingests": {
+                isrc: [[o, e, t, [list(s) for s in sh]] for o, e, t, sh in lst]
+                for isrc, lst in self.ingests.items()
+            },
+            "rights": [[t, terr, [list(x) for x in lst]] for (t, terr), lst in self.rights.items()],
+            "takedowns": {t: [[o, e, list(ter)] for o, e, ter in lst] for t, lst in self.takedowns.items()},
+            "pools": [[*k, *v] for k, v in self.pools.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RoyaltyState:
+        st = cls(
+            track_first={t: (v[0], v[1], v[2]) for t, v in d["track_first"].items()},
+            ingests={
+                isrc: [(o, e, t, tuple((s[0], s[1]) for s in sh)) for o, e, t, sh in lst]
+                for isrc, lst in d["ingests"].items()
+            },
+            rights={(t, terr): [tuple(x) for x in lst] for t, terr, lst in d["rights"]},
+            takedowns={t: [(o, e, tuple(ter)) for o, e, ter in lst] for t, lst in d["takedowns"].items()},
+            pools={(p[0], p[1], p[2]): (p[3], p[4], p[5]) for p in d["pools"]},
+        )
+        for pid, (key, ms) in d["plays"].items():
+            _merge_play(st, pid, tuple(key), ms)
+        return st
+
+
+# -- folding ------------------------------------------------------------------------------------
+def _index_add(state: RoyaltyState, pid: str, key: PlayKey) -> None:
+    day = key[1] // DAY_MS
+    groups = state.by_period.get(period_of_day(day))
+    if groups is None:
+        groups = state.by_period[period_of_day(day)] = {}
+    members = groups.get((key[3], day))
+    if members is None:
+        groups[(key[3], day)] = {pid}
+    else:
+        members.add(pid)
+
+
+def _index_remove(state: RoyaltyState, pid: str, key: PlayKey) -> None:
+    day = key[1] // DAY_MS
+    period = period_of_day(day)
+    groups = state.by_period[period]
+    members = groups[(key[3], day)]
+    members.discard(pid)
+    if not members:
+        del groups[(key[3], day)]
+        if not groups:
+            del state.by_period[period]
+
+
+def _merge_play(state: RoyaltyState, pid: str, key: PlayKey, ms: int) -> None:
+    acc = state.plays.get(pid)
+    if acc is None:
+        state.plays[pid] = [key, ms]
+        _index_add(state, pid, key)
+        return
+    if ms > acc[1]:
+        acc[1] = ms
+    old = acc[0]
+    if key < old:
+        acc[0] = key
+        if key[3] != old[3] or key[1] // DAY_MS != old[1] // DAY_MS:
+            _index_remove(state, pid, old)
+            _index_add(state, pid, key)
+
+
+def _on_play(state: RoyaltyState, ev: dict) -> None:
+    pid = ev["play_id"]
+    started = ev["type"] == STARTED
+    acc = state.plays.get(pid)
+    if acc is not None:
+        ms = 0 if started else ev["ms_played"]
+        if ms > acc[1]:
+            acc[1] = ms
+        best = acc[0]
+        # fast path: most events of a play neither start it nor precede its deciding event
+        if (not started and best[0] == 0) or (
+            (0 if started else 1) == best[0] and (ev["occurred_at"], ev["event_id"]) > (best[1], best[2])
+        ):
+            return
+    key = (
+        0 if started else 1,
+        ev["occurred_at"],
+        ev["event_id"],
+        ev["user_id"],
+        ev["track_id"],
+        ev["country"],
+        ev["product"],
+    )
+    _merge_play(state, pid, key, 0 if started else ev["ms_played"])
+
+
+def _on_track_ingested(state: RoyaltyState, ev: dict) -> None:
+    occ, eid, tid, isrc = ev["occurred_at"], ev["event_id"], ev["track_id"], ev["isrc"]
+    first = state.track_first.get(tid)
+    if first is None or (occ, eid) < (first[0], first[1]):
+        state.track_first[tid] = (occ, eid, isrc)
+    shares = tuple((r["rightsholder_id"], r["share_ppm"]) for r in ev["rightsholders"])
+    _insert(state.ingests.setdefault(isrc, []), (occ, eid, tid, shares))
+
+
+def _on_rights_changed(state: RoyaltyState, ev: dict) -> None:
+    _insert(
+        state.rights.setdefault((ev["track_id"], ev["territory"]), []),
+        (ev["occurred_at"], ev["event_id"], ev["allowed"], ev["valid_from"], ev["valid_to"]),
+    )
+
+
+def _on_taken_down(state: RoyaltyState, ev: dict) -> None:
+    _insert(
+        state.takedowns.setdefault(ev["track_id"], []),
+        (ev["occurred_at"], ev["event_id"], tuple(ev["territories"])),
+    )
+
+
+def _on_pool(state: RoyaltyState, ev: dict) -> None:
+    k = (ev["period"], ev["country"], ev["product"])
+    cur = state.pools.get(k)
+    new = (ev["occurred_at"], ev["event_id"], ev["amount_micros"])
+    if cur is None or (new[0], new[1]) > (cur[0], cur[1]):
+        state.pools[k] = new
+
+
+_HANDLERS = {
+    **{t: _on_play for t in PLAY_TYPES},
+    "track.ingested": _on_track_ingested,
+    "rights.changed": _on_rights_changed,
+    "track.taken_down": _on_taken_down,
+    "royalty.pool_declared": _on_pool,
+}
+HANDLED_TYPES = frozenset(_HANDLERS)
+
+
+def evolve(state: RoyaltyState, event: dict) -> tuple[RoyaltyState, tuple[()]]:
+    """Fold one (valid) event into the state, in place. No outputs: statements are asked for."""
+    handler = _HANDLERS.get(event["type"])
+    if handler is not None:
+        handler(state, event)
+    return state, ()
+
+
+def fold(events: Iterable[dict], state: RoyaltyState | None = None) -> RoyaltyState:
+    """Fold many events (the replay path)."""
+    state = state if state is not None else RoyaltyState()
+    handlers = _HANDLERS
+    for ev in events:
+        handler = handlers.get(ev["type"])
+        if handler is not None:
+            handler(state, ev)
+    return state
+
+
+def apply_play_summary(state: RoyaltyState, summary: PlaySummary) -> tuple[RoyaltyState, tuple[()]]:
+    """Merge a play summary assembled upstream (live pipeline); same join as folding its events."""
+    _merge_play(state, summary.play_id, summary.key, summary.ms)
+    return state, ()
+
+
+# -- deciding streams ---------------------------------------------------------------------------
+class _Resolver:
+    """Catalog / rights / takedown lookups for one statement, each resolved once and cached."""
+
+    def __init__(self, state: RoyaltyState):
+        self.s = state
+        self._canon: dict[str, str | None] = {}
+        self._aliases: dict[str, list[str]] | None = None
+        self._shares: dict[str, tuple[list[int], list] | None] = {}
+        self._rights: dict[tuple[str, str], tuple[list[int], list]] = {}
+        self._takedown: dict[tuple[str, str], int | None] = {}
+
+    def canon(self, track_id: str) -> str | None:
+        try:
+            return self._canon[track_id]
+        except KeyError:
+            first = self.s.track_first.get(track_id)
+            c = None if first is None else self.s.ingests[first[2]][0][2]
+            self._canon[track_id] = c
+            return c
+
+    def aliases(self, canon: str) -> list[str]:
+        """Every known track_id whose canonical id is ``canon`` (canon included)."""
+        if self._aliases is None:
+            self._aliases = {}
+            for t in self.s.track_first:
+                c = self.canon(t)
+                if c is not None:
+                    self._aliases.setdefault(c, []).append(t)
+        return self._aliases.get(canon, [])
+
+    def shares(self, canon: str, t: int) -> Shares | None:
+        """Shares of the latest track.ingested with canon's ISRC and occurred_at <= t."""
+        cached = self._shares.get(canon, False)
+        if cached is False:
+            entries = self.s.ingests[self.s.track_first[canon][2]]
+            cached = self._shares[canon] = ([e[0] for e in entries], entries)
+        occs, entries = cached
+        i = bisect_right(occs, t) - 1
+        return entries[i][3] if i >= 0 else None
+
+    def rights_allow(self, canon: str, country: str, t: int) -> bool:
+        k = (canon, country)
+        cached = self._rights.get(k)
+        if cached is None:
+            merged: list = []
+            for a in self.aliases(canon):
+                merged.extend(self.s.rights.get((a, country), ()))
+            merged.sort(key=_id2)
+            cached = self._rights[k] = ([e[0] for e in merged], merged)
+        occs, entries = cached
+        i = bisect_right(occs, t) - 1
+        if i < 0:
+            return False
+        _, _, allowed, valid_from, valid_to = entries[i]
+        return allowed and (valid_from is None or valid_from <= t) and (valid_to is None or t < valid_to)
+
+    def taken_down(self, canon: str, country: str, t: int) -> bool:
+        k = (canon, country)
+        if k not in self._takedown:
+            first = None
+            for a in self.aliases(canon):
+                for occ, _, territories in self.s.takedowns.get(a, ()):
+                    if (country in territories or "*" in territories) and (first is None or occ < first):
+                        first = occ
+            self._takedown[k] = first
+        first = self._takedown[k]
+        return first is not None and first <= t
+
+    def stream_shares(self, track_id: str, country: str, t: int) -> tuple[str, Shares] | None:
+        """(canon, shares) when rules 2-5 hold for a play of ``track_id`` in ``country`` at ``t``."""
+        canon = self.canon(track_id)
+        if canon is None:
+            return None
+        if not self.rights_allow(canon, country, t) or self.taken_down(canon, country, t):
+            return None
+        shares = self.shares(canon, t)
+        if shares is None:
+            return None
+        return canon, shares
+
+
+@dataclass
+class Tally:
+    """Per (country, product): stream count S and per (rightsholder_id, canon) [streams, sum ppm]."""
+
+    streams: dict[tuple[str, str], int] = field(default_factory=dict)
+    lines: dict[tuple[str, str], dict[tuple[str, str], list[int]]] = field(default_factory=dict)
+
+
+def streams_of(state: RoyaltyState, period: str) -> list[tuple[str, str, str, str, Shares]]:
+    """The plays of ``period`` that are streams: (play_id, country, product, canon, shares)."""
+    groups = state.by_period.get(period)
+    if not groups:
+        return []
+    res = _Resolver(state)
+    plays = state.plays
+    out = []
+    for pids in groups.values():
+        accs = [(pid, plays[pid]) for pid in pids]
+        if sum(a[1] for _, a in accs) > IMPOSSIBLE_MS:
+            continue  # impossible listening: every play of the user that day counts, eligible or not
+        by_canon: dict[str, list] = {}
+        for pid, (key, ms) in accs:
+            if ms < MIN_STREAM_MS:
+                continue
+            decided = res.stream_shares(key[4], key[5], key[1])
+            if decided is None:
+                continue
+            canon, shares = decided
+            entry = (key[1], pid, key[5], key[6], shares)
+            lst = by_canon.get(canon)
+            if lst is None:
+                by_canon[canon] = [entry]
+            else:
+                lst.append(entry)
+        for canon, lst in by_canon.items():
+            if len(lst) > LOOP_CAP:
+                lst.sort(key=_id2)  # (play_time, play_id)
+                del lst[LOOP_CAP:]
+            for _, pid, country, product, shares in lst:
+                out.append((pid, country, product, canon, shares))
+    return out
+
+
+def tally(state: RoyaltyState, period: str) -> Tally:
+    counts: dict[tuple[str, str, str, Shares], int] = {}
+    for _, country, product, canon, shares in streams_of(state, period):
+        k = (country, product, canon, shares)
+        counts[k] = counts.get(k, 0) + 1
+    t = Tally()
+    for (country, product, canon, shares), n in counts.items():
+        cp = (country, product)
+        t.streams[cp] = t.streams.get(cp, 0) + n
+        lines = t.lines.setdefault(cp, {})
+        for rh, ppm in shares:
+            if ppm > 0:
+                acc = lines.get((rh, canon))
+                if acc is None:
+                    lines[(rh, canon)] = [n, n * ppm]
+                else:
+                    acc[0] += n
+                    acc[1] += n * ppm
+    return t
+
+
+def merge_tallies(tallies: Iterable[Tally]) -> Tally:
+    """Sum tallies of states that hold disjoint sets of users (e.g. one per partition)."""
+    out = Tally()
+    for t in tallies:
+        for cp, n in t.streams.items():
+            out.streams[cp] = out.streams.get(cp, 0) + n
+        for cp, lines in t.lines.items():
+            dst = out.lines.setdefault(cp, {})
+            for k, (n, w) in lines.items():
+                acc = dst.setdefault(k, [0, 0])
+                acc[0] += n
+                acc[1] += w
+    return out
+
+
+def pools_for(state: RoyaltyState, period: str) -> dict[tuple[str, str], int]:
+    """Pool P per (country, product) of ``period`` (latest declaration)."""
+    return {(c, p): v[2] for (per, c, p), v in state.pools.items() if per == period}
+
+
+def allocate(t: Tally, pools: dict[tuple[str, str], int], period: str) -> list[StatementLine]:
+    """The money step: floor of P*W/(S*1e6) per line, leftover micros by largest remainder."""
+    out: list[StatementLine] = []
+    for cp, lines in t.lines.items():
+        s = t.streams.get(cp, 0)
+        if s <= 0:
+            continue
+        pool = pools.get(cp, 0)
+        den = s * PPM
+        rows = []
+        total = 0
+        for (rh, canon), (n, w) in lines.items():
+            if n <= 0:
+                continue
+            q, r = divmod(pool * w, den)
+            total += q
+            rows.append([r, rh, canon, n, q])
+        leftover = pool - total
+        if leftover:
+            rows.sort(key=lambda x: (-x[0], x[1], x[2]))
+            if leftover > len(rows):  # impossible when every stream's shares sum to 1e6
+                raise ValueError(f"{period} {cp}: {leftover} micros left over for {len(rows)} lines")
+            for row in rows[:leftover]:
+                row[4] += 1
+        country, product = cp
+        out.extend(StatementLine(period, country, product, rh, canon, n, q) for _, rh, canon, n, q in rows)
+    out.sort()
+    return out
+
+
+def statement(state: RoyaltyState, period: str) -> list[StatementLine]:
+    """The statement lines of ``period`` (sorted; only lines with streams > 0)."""
+    return allocate(tally(state, period), pools_for(state, period), period)
