@@ -1,0 +1,76 @@
+"""Verbs of the delivery side: ``playlog cdn``, ``playlog token`` (and the ``api`` placeholder)."""
+
+from __future__ import annotations
+
+import errno
+import time
+
+import click
+
+from playlog.errors import PlaylogError
+
+
+@click.command("api")
+def api_command() -> None:
+    """Run the playback API (not built yet)."""
+    raise PlaylogError("the playback API is not built yet")
+
+
+@click.command("cdn")
+@click.option("--host", default=None, help="Bind address (default PLAYLOG_CDN_HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default PLAYLOG_CDN_PORT, 8701).")
+def cdn_command(host: str | None, port: int | None) -> None:
+    """Run the CDN host in the foreground until Ctrl-C.
+
+    Serves GET/HEAD /audio/{file_id}/{segment}?exp=&kid=&sig= from the audio store under
+    PLAYLOG_DATA_DIR (signed with PLAYLOG_SIGNING_KEYS), plus /metrics and /healthz.
+    Edge cache size: PLAYLOG_CDN_CACHE_BYTES (default 256 MiB).
+    """
+    from playback import cdn
+    from playlog.config import load
+
+    settings = load()
+    cache_bytes = cdn.cache_bytes_from_env()  # fail fast on a bad value
+    host = host or settings.cdn_host
+    port = settings.cdn_port if port is None else port
+    audio_dir = settings.data_dir / "audio"
+    if not audio_dir.is_dir():
+        click.echo(f"note: {audio_dir} does not exist yet; every segment is 404 until audio is ingested", err=True)
+    click.echo(
+        f"CDN on http://{host}:{port} serving {audio_dir} (keys: {', '.join(settings.signing_keys)}; "
+        f"cache {cache_bytes} bytes); Ctrl-C to stop",
+        err=True,
+    )
+    try:
+        cdn.run(host, port, settings)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise PlaylogError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (set PLAYLOG_CDN_PORT or --port)"
+            ) from None
+        raise
+
+
+@click.command("token")
+@click.argument("user_id")
+@click.option("--ttl", type=int, default=3600, show_default=True, help="Lifetime in seconds.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="A scope to grant (repeatable); default: the standard playback and playlist scopes.",
+)
+def token_command(user_id: str, ttl: int, scopes: tuple[str, ...]) -> None:
+    """Print a bearer token for USER_ID (signed with PLAYLOG_TOKEN_SECRET)."""
+    from playback import auth
+    from playlog.config import load
+
+    if ttl <= 0:
+        raise PlaylogError(f"--ttl must be a positive number of seconds, got {ttl}")
+    try:
+        token = auth.issue_token(
+            user_id, load().token_secret, now=time.time(), ttl=ttl, scopes=scopes or auth.DEFAULT_SCOPES
+        )
+    except ValueError as exc:
+        raise PlaylogError(f"cannot issue a token: {exc}") from None
+    click.echo(token)
