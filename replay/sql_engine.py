@@ -1,0 +1,386 @@
+"""The ``sql`` replay engine: the royalty statement (spec/royalties.md) computed by DuckDB.
+
+``compute_from_path(path, period)`` reads a Parquet archive directory (``sinks/archive_schema.py``
+layout), one ``.parquet`` file, or a ``.jsonl`` file of events, and returns the statement lines,
+exact to the micro (integer arithmetic in HUGEINT throughout the money step).
+
+How validity is enforced (events.md "Bad input": invalid events take no part):
+
+- **Parquet archive**: the archive sink writes only events that decoded and hold every invariant
+  (the same ``Codec.decode`` + ``broken_invariant`` check as everywhere); the rest go to the dead
+  letter topic. The engine trusts the archive.
+- **JSON Lines**, ``validate="codec"`` (the default): one pass with the codec's ``from_json``
+  decides validity exactly as the producer and the fold engine do (types, unknown fields, missing
+  fields, invariants); valid events are handed to DuckDB as an Arrow table, rejected lines are
+  returned in :class:`SqlResult` (line number + reason), never skipped silently.
+- **JSON Lines**, ``validate="sql"``: DuckDB reads the file itself with ``read_json`` and explicit
+  columns; required fields, the royalty-relevant invariants (shares sum to 1,000,000, a
+  rightsholder at most once, no negative share, ``ms_played`` >= 0, known product, country and
+  period formats, ``valid_to`` >= ``valid_from``, territories) are checked in SQL. It is faster but
+  DuckDB's reader coerces some wrong JSON types (``"12"`` read as an int) and ignores unknown
+  fields, so it can accept a line the codec rejects: use it for trusted files and benchmarks.
+
+Copies of one ``event_id`` carry the same content (royalties.md), and every rule is a min / max /
+latest / exists over events, which copies do not change, so no explicit dedup pass is needed:
+ties on (occurred_at, event_id) only happen between copies of one event.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from calendar import monthrange
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from processors.statement import StatementLine
+from schemas.codec import Codec, EventError, default_codec
+
+log = logging.getLogger(__name__)
+
+PLAY_TYPES = ("play.started", "play.progress", "play.skipped", "play.completed")
+ROYALTY_TYPES = (*PLAY_TYPES, "track.ingested", "rights.changed", "track.taken_down", "royalty.pool_declared")
+DAY_MS = 86_400_000
+MIN_STREAM_MS = 30_000
+DAILY_MS_LIMIT = 86_400_000
+LOOP_CAP = 20
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+# The columns the engine reads, with their DuckDB types (timestamps as BIGINT epoch ms).
+RS_TYPE = "STRUCT(rightsholder_id VARCHAR, share_ppm INTEGER)[]"
+COLUMNS: dict[str, str] = {
+    "type": "VARCHAR",
+    "event_id": "VARCHAR",
+    "occurred_at": "BIGINT",
+    "play_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "track_id": "VARCHAR",
+    "country": "VARCHAR",
+    "product": "VARCHAR",
+    "ms_played": "INTEGER",
+    "isrc": "VARCHAR",
+    "rightsholders": RS_TYPE,
+    "territory": "VARCHAR",
+    "allowed": "BOOLEAN",
+    "valid_from": "BIGINT",
+    "valid_to": "BIGINT",
+    "territories": "VARCHAR[]",
+    "period": "VARCHAR",
+    "amount_micros": "BIGINT",
+}
+TS_COLUMNS = ("occurred_at", "valid_from", "valid_to")
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    RS_TYPE: pa.list_(pa.struct([("rightsholder_id", pa.string()), ("share_ppm", pa.int32())])),
+}
+
+
+class SqlEngineError(ValueError):
+    """The source cannot be read (missing, empty, not an archive, unreadable lines in sql mode)."""
+
+
+@dataclass
+class SqlResult:
+    lines: list[StatementLine]
+    events_read: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+
+def period_bounds(period: str) -> tuple[int, int]:
+    """[start, end) of a ``YYYY-MM`` period in epoch ms (UTC)."""
+    if not isinstance(period, str) or not _PERIOD.match(period):
+        raise SqlEngineError(f"period must look like YYYY-MM, got {period!r}")
+    y, m = int(period[:4]), int(period[5:])
+    start = datetime(y, m, 1, tzinfo=UTC)
+    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=UTC)
+    assert (end - start).days == monthrange(y, m)[1]
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+# -- the statement in SQL ---------------------------------------------------------------------
+def statement_sql(lo: int, hi: int) -> str:
+    """The royalty statement over a relation ``ev`` (COLUMNS) for plays with play_time in [lo, hi).
+
+    Output columns: country, product, rightsholder_id, track_id, streams, amount_micros.
+    """
+    return f"""
+WITH
+play_ev AS (
+  SELECT play_id, type, occurred_at, event_id, user_id, track_id, country, product, ms_played
+  FROM ev WHERE type IN ('play.started', 'play.progress', 'play.skipped', 'play.completed')
+),
+plays AS (  -- deciding event = earliest play.started, else earliest event (rank, occurred_at, event_id)
+  SELECT play_id,
+         arg_min({{'t': occurred_at, 'u': user_id, 'tr': track_id, 'c': country, 'p': product}},
+                 {{'r': CASE WHEN type = 'play.started' THEN 0 ELSE 1 END, 't': occurred_at, 'e': event_id}}) AS d,
+         coalesce(max(ms_played), 0) AS ms
+  FROM play_ev GROUP BY play_id
+),
+pp AS (
+  SELECT play_id, d.t AS pt, d.u AS user_id, d.tr AS track_id, d.c AS country, d.p AS product, ms,
+         CASE WHEN d.t >= 0 THEN d.t // {DAY_MS} ELSE -((-d.t - 1) // {DAY_MS}) - 1 END AS day
+  FROM plays WHERE d.t >= {lo} AND d.t < {hi}
+),
+ti AS (
+  SELECT track_id, isrc, occurred_at AS t, event_id, rightsholders FROM ev WHERE type = 'track.ingested'
+),
+first_isrc AS (SELECT track_id, arg_min(isrc, {{'t': t, 'e': event_id}}) AS isrc FROM ti GROUP BY track_id),
+canon_of AS (SELECT isrc, arg_min(track_id, {{'t': t, 'e': event_id}}) AS canon FROM ti GROUP BY isrc),
+tmap AS (  -- every known track id -> its canonical id and the canonical id's ISRC
+  SELECT f.track_id, c.canon, f2.isrc AS canon_isrc
+  FROM first_isrc f JOIN canon_of c ON f.isrc = c.isrc JOIN first_isrc f2 ON f2.track_id = c.canon
+),
+shares AS (  -- ingests per (ISRC, instant); ties on occurred_at go to the larger event_id (latest)
+  SELECT isrc, t, arg_max(rightsholders, event_id) AS rightsholders FROM ti GROUP BY isrc, t
+),
+rights AS (
+  SELECT coalesce(m.canon, r.track_id) AS canon, r.territory, r.occurred_at AS t,
+         arg_max({{'a': r.allowed, 'f': r.valid_from, 'v': r.valid_to}}, r.event_id) AS w
+  FROM ev r LEFT JOIN tmap m ON m.track_id = r.track_id
+  WHERE r.type = 'rights.changed'
+  GROUP BY ALL
+),
+takedowns AS (
+  SELECT canon, terr, min(t) AS first_t FROM (
+    SELECT coalesce(m.canon, d.track_id) AS canon, unnest(d.territories) AS terr, d.occurred_at AS t
+    FROM ev d LEFT JOIN tmap m ON m.track_id = d.track_id WHERE d.type = 'track.taken_down'
+  ) GROUP BY ALL
+),
+pools AS (
+  SELECT country, product, arg_max(amount_micros, {{'t': occurred_at, 'e': event_id}}) AS pool
+  FROM ev WHERE type = 'royalty.pool_declared' AND period = strftime(make_timestamp({lo}::BIGINT * 1000), '%Y-%m')
+  GROUP BY ALL
+),
+judged AS (
+  SELECT pp.*, m.canon, m.canon_isrc,
+         sum(pp.ms) OVER (PARTITION BY pp.user_id, pp.day) AS user_day_ms
+  FROM pp LEFT JOIN tmap m ON m.track_id = pp.track_id
+),
+with_rights AS (
+  SELECT j.*, r.w AS w FROM judged j
+  ASOF LEFT JOIN rights r ON j.canon = r.canon AND j.country = r.territory AND j.pt >= r.t
+),
+with_shares AS (
+  SELECT j.*, s.rightsholders FROM with_rights j
+  ASOF LEFT JOIN shares s ON j.canon_isrc = s.isrc AND j.pt >= s.t
+),
+eligible AS (
+  SELECT j.* FROM with_shares j
+  LEFT JOIN takedowns tc ON tc.canon = j.canon AND tc.terr = j.country
+  LEFT JOIN takedowns ta ON ta.canon = j.canon AND ta.terr = '*'
+  WHERE j.ms >= {MIN_STREAM_MS}
+    AND j.canon IS NOT NULL
+    AND j.w IS NOT NULL AND j.w.a
+    AND (j.w.f IS NULL OR j.w.f <= j.pt) AND (j.w.v IS NULL OR j.pt < j.w.v)
+    AND (tc.first_t IS NULL OR tc.first_t > j.pt) AND (ta.first_t IS NULL OR ta.first_t > j.pt)
+    AND j.rightsholders IS NOT NULL
+    AND j.user_day_ms <= {DAILY_MS_LIMIT}
+),
+streams AS (
+  SELECT * FROM eligible
+  QUALIFY row_number() OVER (PARTITION BY user_id, canon, day ORDER BY pt, play_id) <= {LOOP_CAP}
+),
+totals AS (SELECT country, product, count(*) AS s FROM streams GROUP BY ALL),
+raw_lines AS (
+  SELECT country, product, rh.rightsholder_id, canon AS track_id,
+         count(*) AS streams, sum(rh.share_ppm)::HUGEINT AS share_sum
+  FROM (SELECT country, product, canon, unnest(rightsholders) AS rh FROM streams)
+  WHERE rh.share_ppm > 0
+  GROUP BY ALL
+),
+exact AS (
+  SELECT l.*, coalesce(p.pool, 0)::HUGEINT AS pool, t.s,
+         (coalesce(p.pool, 0)::HUGEINT * l.share_sum) // (t.s::HUGEINT * 1000000) AS fl,
+         (coalesce(p.pool, 0)::HUGEINT * l.share_sum) % (t.s::HUGEINT * 1000000) AS rem
+  FROM raw_lines l JOIN totals t USING (country, product)
+  LEFT JOIN pools p USING (country, product)
+),
+ranked AS (
+  SELECT *,
+         pool - sum(fl) OVER (PARTITION BY country, product) AS leftover,
+         row_number() OVER (PARTITION BY country, product ORDER BY rem DESC, rightsholder_id, track_id) AS rk
+  FROM exact
+)
+SELECT country, product, rightsholder_id, track_id, streams::BIGINT AS streams,
+       (fl + CASE WHEN rk <= leftover THEN 1 ELSE 0 END)::BIGINT AS amount_micros
+FROM ranked
+ORDER BY country, product, rightsholder_id, track_id
+"""
+
+
+# -- sources ------------------------------------------------------------------------------------
+def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def parquet_view_sql(path: Path) -> str:
+    """SELECT of COLUMNS over an archive directory or one Parquet file."""
+    glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    cols = []
+    for name in COLUMNS:
+        if name in TS_COLUMNS:
+            cols.append(f"epoch_ms({name}) AS {name}")
+        else:
+            cols.append(name)
+    return (
+        f"SELECT {', '.join(cols)} FROM read_parquet({_sql_str(glob)}, union_by_name = true, "
+        f"hive_partitioning = false)"
+    )
+
+
+def codec_table(path: Path, codec: Codec | None = None) -> tuple[pa.Table, int, list[tuple[int, str]]]:
+    """Validate every line of a JSON Lines file with the codec; the valid royalty events as Arrow.
+
+    Returns (table of COLUMNS, number of lines read, rejected (line number, reason)).
+    """
+    codec = codec or default_codec()
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    rejected: list[tuple[int, str]] = []
+    relevant = frozenset(ROYALTY_TYPES)
+    n = 0
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            n += 1
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                rejected.append((lineno, f"not JSON: {exc}"))
+                continue
+            try:
+                ev = codec.from_json(obj)
+            except EventError as exc:
+                rejected.append((lineno, exc.reason))
+                continue
+            if ev["type"] not in relevant:
+                continue
+            for c in COLUMNS:
+                cols[c].append(ev.get(c))
+    arrays = [pa.array(cols[c], type=ARROW_TYPES[t]) for c, t in COLUMNS.items()]
+    return pa.Table.from_arrays(arrays, names=list(COLUMNS)), n, rejected
+
+
+def _json_columns_sql() -> str:
+    parts = []
+    for name, t in COLUMNS.items():
+        parts.append(f"{_sql_str(name)}: {_sql_str('VARCHAR' if name in TS_COLUMNS else t)}")
+    for name, t in (("device_id", "VARCHAR"), ("offline", "BOOLEAN"), ("title", "VARCHAR"),
+                    ("reason", "VARCHAR"), ("currency", "VARCHAR")):
+        parts.append(f"{_sql_str(name)}: {_sql_str(t)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _ts_sql(col: str) -> str:
+    return f"epoch_ms(CAST({col} AS TIMESTAMPTZ))"
+
+
+# SQL validity for the royalty-relevant types (mirrors schemas/invariants.py for them).
+_VALID_SQL = """
+  event_id IS NOT NULL AND event_id <> '' AND occurred_at IS NOT NULL
+  AND CASE
+    WHEN type IN ('play.started', 'play.progress', 'play.skipped', 'play.completed') THEN
+      play_id IS NOT NULL AND user_id IS NOT NULL AND track_id IS NOT NULL
+      AND coalesce(regexp_full_match(country, '[A-Z]{2}'), false) AND product IN ('free', 'premium')
+      AND CASE WHEN type = 'play.started' THEN device_id IS NOT NULL AND offline IS NOT NULL
+               ELSE ms_played IS NOT NULL AND ms_played >= 0 END
+    WHEN type = 'track.ingested' THEN
+      track_id IS NOT NULL AND isrc IS NOT NULL AND rightsholders IS NOT NULL AND len(rightsholders) > 0
+      AND list_sum(list_transform(rightsholders, lambda x: x.share_ppm::BIGINT)) = 1000000
+      AND list_bool_and(list_transform(rightsholders, lambda x: x.share_ppm IS NOT NULL AND x.share_ppm >= 0
+                                                        AND x.rightsholder_id IS NOT NULL))
+      AND len(list_distinct(list_transform(rightsholders, lambda x: x.rightsholder_id))) = len(rightsholders)
+    WHEN type = 'rights.changed' THEN
+      track_id IS NOT NULL AND allowed IS NOT NULL AND coalesce(regexp_full_match(territory, '[A-Z]{2}'), false)
+      AND (valid_from IS NULL OR valid_to IS NULL OR valid_to >= valid_from)
+    WHEN type = 'track.taken_down' THEN
+      track_id IS NOT NULL AND territories IS NOT NULL AND len(territories) > 0 AND reason IS NOT NULL
+      AND list_bool_and(list_transform(territories, lambda x: x = '*' OR coalesce(regexp_full_match(x, '[A-Z]{2}'), false)))
+    WHEN type = 'royalty.pool_declared' THEN
+      coalesce(regexp_full_match(period, '\\d{4}-(0[1-9]|1[0-2])'), false)
+      AND coalesce(regexp_full_match(country, '[A-Z]{2}'), false) AND product IN ('free', 'premium')
+      AND amount_micros IS NOT NULL AND amount_micros >= 0 AND currency IS NOT NULL
+    ELSE false END
+"""
+
+
+def jsonl_view_sql(path: Path) -> str:
+    """SELECT of COLUMNS straight from a JSON Lines file with DuckDB's reader + SQL validity."""
+    cols = [(_ts_sql(c) + f" AS {c}") if c in TS_COLUMNS else c for c in COLUMNS]
+    types = ", ".join(_sql_str(t) for t in ROYALTY_TYPES)
+    src = (
+        f"read_json({_sql_str(str(path))}, format = 'newline_delimited', columns = {_json_columns_sql()})"
+    )
+    inner = ", ".join(
+        [c for c in COLUMNS if c not in TS_COLUMNS]
+        + [f"{_ts_sql(c)} AS {c}" for c in TS_COLUMNS]
+        + ["device_id", "offline", "reason", "currency"]
+    )
+    del cols
+    return (
+        f"SELECT {', '.join(COLUMNS)} FROM (SELECT {inner} FROM {src} WHERE type IN ({types})) "
+        f"WHERE {_VALID_SQL}"
+    )
+
+
+def compute_from_path(
+    path: Path | str, period: str, *, validate: str = "codec", threads: int | None = None
+) -> list[StatementLine]:
+    """The royalty statement of ``period`` from an archive dir, a Parquet file or a .jsonl file."""
+    return compute(path, period, validate=validate, threads=threads).lines
+
+
+def compute(
+    path: Path | str, period: str, *, validate: str = "codec", threads: int | None = None
+) -> SqlResult:
+    """Like :func:`compute_from_path`, with the number of events read and the rejected lines."""
+    path = Path(path)
+    lo, hi = period_bounds(period)
+    if validate not in ("codec", "sql"):
+        raise SqlEngineError(f"validate must be 'codec' or 'sql', got {validate!r}")
+    if not path.exists():
+        raise SqlEngineError(f"{path}: no such file or directory")
+    con = _connect(threads)
+    result = SqlResult(lines=[])
+    try:
+        if path.is_dir() or path.suffix == ".parquet":
+            if path.is_dir() and not any(path.rglob("*.parquet")):
+                raise SqlEngineError(f"{path}: no Parquet files under it (is it an archive directory?)")
+            con.execute(f"CREATE VIEW ev AS {parquet_view_sql(path)}")
+        elif validate == "codec":
+            table, n, rejected = codec_table(path)
+            result.events_read, result.rejected = n, rejected
+            con.register("ev", table)
+        else:
+            con.execute(f"CREATE VIEW ev AS {jsonl_view_sql(path)}")
+        rows = con.execute(statement_sql(lo, hi)).fetchall()
+    except duckdb.Error as exc:
+        raise SqlEngineError(f"{path}: cannot compute the statement: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    result.lines = [StatementLine(period, c, p, rh, t, int(s), int(a)) for c, p, rh, t, s, a in rows]
+    return result
+
+
+def compute_from_relation(con: duckdb.DuckDBPyConnection, period: str) -> list[StatementLine]:
+    """The statement over a view/table ``ev`` (COLUMNS) already present in ``con``."""
+    lo, hi = period_bounds(period)
+    rows = con.execute(statement_sql(lo, hi)).fetchall()
+    return [StatementLine(period, c, p, rh, t, int(s), int(a)) for c, p, rh, t, s, a in rows]
