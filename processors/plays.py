@@ -139,10 +139,7 @@ def evolve(state: PlayState, event: dict) -> tuple[PlayState, list[PlaySummary]]
     # a play.started beats any other event; among equals the earliest (occurred_at, event_id)
     best = acc[0]
     rank = 0 if etype == STARTED else 1
-    if rank < best[0] or (
-        rank == best[0]
-        and (event["occurred_at"], event["event_id"]) < (best[1], best[2])
-    ):
+    if rank < best[0] or (rank == best[0] and (event["occurred_at"], event["event_id"]) < (best[1], best[2])):
         acc[0] = key_of(event)
         changed = True
     return state, ([summary_of(pid, acc[0], acc[1], acc[2])] if changed else [])
