@@ -1,0 +1,16 @@
+# The playlog image used by docker-compose.yml (workers, sinks, API, CDN).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY playlog playlog
+COPY schemas schemas
+COPY topics topics
+COPY processors processors
+COPY sinks sinks
+COPY replay replay
+COPY playback playback
+COPY ingest ingest
+RUN pip install --no-cache-dir ".[stream,warehouse,audio]"
+ENV PLAYLOG_DATA_DIR=/data
+EXPOSE 8700 8701
+CMD ["playlog", "--help"]
