@@ -1,0 +1,54 @@
+# playlog: the two commands that do all setup on a fresh machine are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: setup venv kafka-jars clickhouse chromium demo test test-unit lint bench clean
+
+setup: venv kafka-jars clickhouse
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[all]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# Apache Kafka (KRaft) jars from Maven Central, copied once into ~/.cache/playlog (topics/kafka/pom.xml)
+kafka-jars: venv
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
+	@command -v mvn >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq maven; }
+	$(PY) -c "from topics.localkafka import ensure_jars; print('kafka jars:', ensure_jars())"
+
+# Debian's clickhouse-server, for the ClickHouse sink tests (tests start their own private server)
+clickhouse:
+	@command -v clickhouse-server >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clickhouse-server clickhouse-client; }
+
+# Debian's Chromium, for the HTML report check
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+demo: setup
+	$(VENV)/bin/playlog demo
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+test-unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/playlog bench all
+
+clean:
+	rm -rf .playlog build *.egg-info .pytest_cache .ruff_cache
