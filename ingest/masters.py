@@ -11,14 +11,15 @@ A master ``NAME.wav`` (any audio file ffmpeg decodes) may have a sidecar ``NAME.
                "label": "...", "artwork_uri": null}}                     (optional)
 
 Every field is optional. Missing ones get defaults: the title comes from the file name, ids are
-derived from the master's SHA-256 (so re-ingesting the same bytes without a sidecar names the
-same track), the ISRC is a content-derived placeholder ``ZZ-xxx-00-nnnnn`` ("ZZ": no registrant),
+derived from the master's SHA-256 and the ISRC (so re-ingesting the same bytes names the same
+track), the ISRC is a content-derived placeholder ``ZZ-xxx-00-nnnnn`` ("ZZ": no registrant),
 and the single rightsholder is the distributor's account with the whole 1,000,000 ppm share.
 ``duration_ms`` is always the measured one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -114,9 +115,12 @@ def sidecar_time(sidecar: dict) -> int | None:
 def track_fields(sidecar: dict, path: Path, sha256: str, duration_ms: int) -> dict:
     """The track.ingested fields from a sidecar plus defaults (see the module docstring)."""
     distributor = sidecar.get("distributor", DEFAULT_DISTRIBUTOR)
+    isrc = sidecar.get("isrc", placeholder_isrc(sha256))
+    # same bytes and same ISRC -> same default id (re-ingesting is idempotent); another ISRC -> another id
+    default_id = "trk-" + hashlib.sha256(f"{sha256}|{isrc}".encode()).hexdigest()[:16]
     fields = {
-        "track_id": sidecar.get("track_id", f"trk-{sha256[:16]}"),
-        "isrc": sidecar.get("isrc", placeholder_isrc(sha256)),
+        "track_id": sidecar.get("track_id", default_id),
+        "isrc": isrc,
         "title": sidecar.get("title", title_from_filename(path)),
         "album_id": sidecar.get("album_id", (sidecar.get("album") or {}).get("album_id", f"alb-{sha256[:16]}")),
         "artist_ids": sidecar.get("artist_ids", [a.get("artist_id") for a in _artists(sidecar)]),

@@ -213,5 +213,5 @@ def ingest_directory(
                 events += 1
     for r in results:
         if r.error:
-            log.error("%s: %s", r.path.name, r.error)
+            log.info("%s failed: %s", r.path.name, r.error)
     return IngestReport(results, skipped, encoded, audio_seconds, time.perf_counter() - started, events)

@@ -128,6 +128,7 @@ class SyntheticCatalog:
         self.partial_rate, self.block_rate, self.window_rate = partial_rate, block_rate, window_rate
         self.audio: list[AudioTrack] = []
         self.counts: dict[str, int] = {}
+        self.tracks_done = 0
 
     # -- the stream ----------------------------------------------------------------------------
     def events(self) -> Iterator[dict]:
@@ -219,6 +220,7 @@ class SyntheticCatalog:
                     yield ev("track.taken_down", t + rng.randrange(1, 90) * DAY_MS, track_id=track_id,
                              territories=where, reason=rng.choice(_REASONS))
                 track_no += 1
+                self.tracks_done = track_no
                 t += self.step_ms
 
     def _ev(self, event_type: str, at: int, **fields: object) -> dict:
