@@ -18,7 +18,9 @@ def api_command() -> None:
 
 @click.command("cdn")
 @click.option("--host", default=None, help="Bind address (default PLAYLOG_CDN_HOST, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default PLAYLOG_CDN_PORT, 8701).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default PLAYLOG_CDN_PORT, 8701)."
+)
 def cdn_command(host: str | None, port: int | None) -> None:
     """Run the CDN host in the foreground until Ctrl-C.
 
@@ -35,7 +37,9 @@ def cdn_command(host: str | None, port: int | None) -> None:
     port = settings.cdn_port if port is None else port
     audio_dir = settings.data_dir / "audio"
     if not audio_dir.is_dir():
-        click.echo(f"note: {audio_dir} does not exist yet; every segment is 404 until audio is ingested", err=True)
+        click.echo(
+            f"note: {audio_dir} does not exist yet; every segment is 404 until audio is ingested", err=True
+        )
     click.echo(
         f"CDN on http://{host}:{port} serving {audio_dir} (keys: {', '.join(settings.signing_keys)}; "
         f"cache {cache_bytes} bytes); Ctrl-C to stop",

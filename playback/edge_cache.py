@@ -1,8 +1,10 @@
 """A bounded LRU cache of whole segments in memory, sized in bytes, counting hits and misses.
 
-Values are immutable ``bytes`` (segments never change once stored under a file id), so a reader
-can serve slices of them as zero-copy ``memoryview``s. An entry larger than ``max_item_bytes``
-(default: a quarter of the budget) is never admitted, so one huge object cannot flush the cache.
+Values are opaque to the cache (the CDN stores immutable segment objects: segments never change
+once stored under a file id); each is put with its size in bytes. An entry larger than
+``max_item_bytes`` (default: a quarter of the budget) is never admitted, so one huge object cannot
+flush the cache. Evicting only drops the cache's reference: a reader still holding the value
+(a response in flight) keeps it alive until it is done.
 
 Not thread-safe: the CDN uses it from its single event loop.
 """
@@ -11,16 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One cached object: its bytes and the metadata served with it."""
-
-    data: bytes
-    etag: str
-    content_type: str
+from typing import Any
 
 
 class EdgeCache:
@@ -30,8 +23,10 @@ class EdgeCache:
         if budget_bytes < 0:
             raise ValueError("cache budget must be >= 0 bytes")
         self.budget_bytes = budget_bytes
-        self.max_item_bytes = budget_bytes // 4 if max_item_bytes is None else min(max_item_bytes, budget_bytes)
-        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        if max_item_bytes is None:
+            max_item_bytes = budget_bytes // 4
+        self.max_item_bytes = min(max_item_bytes, budget_bytes)
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self.size_bytes = 0
         self.hits = 0
         self.misses = 0
@@ -43,31 +38,31 @@ class EdgeCache:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
-    def get(self, key: Hashable) -> Entry | None:
-        entry = self._entries.get(key)
-        if entry is None:
+    def get(self, key: Hashable) -> Any | None:
+        """The value (now most recently used) or None; counts a hit or a miss."""
+        item = self._entries.get(key)
+        if item is None:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry
+        return item[0]
 
     def admits(self, size: int) -> bool:
-        return size <= self.max_item_bytes
+        return 0 <= size <= self.max_item_bytes
 
-    def put(self, key: Hashable, entry: Entry) -> bool:
-        """Insert (or replace) ``key``; False when the entry is too large to be admitted."""
-        size = len(entry.data)
+    def put(self, key: Hashable, value: Any, size: int) -> bool:
+        """Insert (or replace) ``key``; False when an entry of ``size`` bytes is not admitted."""
         if not self.admits(size):
             return False
         old = self._entries.pop(key, None)
         if old is not None:
-            self.size_bytes -= len(old.data)
-        self._entries[key] = entry
+            self.size_bytes -= old[1]
+        self._entries[key] = (value, size)
         self.size_bytes += size
         while self.size_bytes > self.budget_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.size_bytes -= len(evicted.data)
+            _, (_, evicted_size) = self._entries.popitem(last=False)
+            self.size_bytes -= evicted_size
             self.evictions += 1
         return True
 
