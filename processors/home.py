@@ -99,16 +99,18 @@ def home_shelves(
     top_artists: int = 5,
     top_genres: int = 2,
     seeds: int = 2,
+    taste_config: taste.TasteConfig = taste.DEFAULT_CONFIG,
 ) -> list[dict[str, Any]]:
     """The user's home shelves (see the module docstring).
 
     ``popularity``: track_id -> streams in ``country`` (e.g. from ``taste.evolve_popularity`` states).
     ``cooccurrence``: track_id -> {other track_id: listeners} (``taste.evolve_pairs`` states' counts).
-    ``profile``: a ``taste`` profile or None (cold start). ``now_ms`` is only passed to ``rights_check``.
+    ``profile``: a ``taste`` profile or None (cold start), built with ``taste_config``. ``now_ms`` is only
+    passed to ``rights_check``.
     """
     recent_raw = taste.recent_tracks(profile)
     recent = set(recent_raw) | {c for t in recent_raw if (c := catalog_lookup.canonical_id(t))}
-    disliked = taste.disliked(profile, "artists")
+    disliked = taste.disliked(profile, "artists", taste_config)
     used: set[str] = set()
     shelves: list[dict[str, Any]] = []
 
@@ -144,13 +146,13 @@ def home_shelves(
                 {"id": shelf_id, "title": title, "context": {"kind": kind, "ids": ids}, "track_ids": tracks}
             )
 
-    artists = taste.ranked(profile, "artists")[:top_artists]
+    artists = taste.ranked(profile, "artists", config=taste_config)[:top_artists]
     if artists:
         candidates = [
             t for a in artists for t in _by_popularity(catalog_lookup.tracks_by_artist(a), popularity)
         ]
         add("top-artists", "From your top artists", "artists", artists, fill(candidates))
-    for genre in taste.ranked(profile, "genres")[:top_genres]:
+    for genre in taste.ranked(profile, "genres", config=taste_config)[:top_genres]:
         candidates = _by_popularity(catalog_lookup.tracks_by_genre(genre), popularity)
         add(f"genre:{genre}", f"More {genre}", "genre", [genre], fill(candidates))
     seeded = 0

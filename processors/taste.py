@@ -9,22 +9,27 @@ Input record (a *taste signal*), a plain dict::
      "at": int,                # event time, epoch ms
      "country": str | None}    # for the popularity counter (optional)
 
-Decay. A signal of weight w at time t is worth ``w * 2^(-(now - t) / half_life)`` at ``now``. The profile
-stores, per artist/genre, the exact integer ``sum(round(w * 2^frac(t/h) * 2^SCALE_BITS) << (floor(t/h) - ref))``
-where ``h`` is the half-life and ``ref`` the smallest ``floor(t/h)`` seen. Each signal's term depends only on
-the signal, and integer sums are associative and commutative, and re-basing ``ref`` is an exact shift: so
-the stored profile is *identical* whatever order (late, out of order) the same signals arrive in.
-Scores at a time are derived on read (:func:`score`); rankings compare the exact integers (the decay
-factor to any ``now`` is common to all keys, so the ranking does not depend on ``now``).
-Values are stored as decimal strings (they exceed 64 bits; JSON-safe for every serializer).
+Decay. A signal of weight w at time t is worth ``w * 2^(-(now - t) / h)`` at ``now`` (h: the half-life).
+With ``k = floor(t / h)`` and ``frac = (t mod h) / h``, a signal's exact integer term is
+``round(w * 2^frac * 2^scale_bits) << (k mod B)``, added into the bucket ``g = k // B`` (B =
+``bucket_half_lives``) of each of its artists and genres; a bucket stands for ``value * 2^(g*B - scale_bits)``
+at time 0 in half-life units. Each term depends only on its signal and integer addition is associative and
+commutative, so the stored profile is *identical* whatever order (late, out of order) the same signals
+arrive in. Buckets older than ``g_max - horizon_buckets`` (g_max: the newest signal's bucket) are
+dropped -- those signals weigh less than 2^-(B*horizon_buckets) of a fresh one -- and a signal that old is
+not added at all, which keeps each number to about scale_bits + B + a few bits whatever the time span,
+and is also order-independent (what is kept is decided by g_max alone). Scores at a time are derived
+on read (:func:`score`); rankings compare exact integers (the decay to any ``now`` is a factor common to
+all keys, so the ranking does not depend on ``now``). Numbers are stored as decimal strings (JSON-safe
+for every serializer).
 
 Idempotency: the profile remembers the last ``dedupe_window`` signal ids; a redelivered signal inside
 the window is ignored. Order independence holds for the profile's content (everything but ``seen``).
 
 Profile state (key ``user_id``)::
 
-    {"user_id", "ref": int | None,
-     "artists": {artist_id: "<int>"}, "genres": {genre: "<int>"},
+    {"user_id", "g_max": int | None,
+     "artists": {artist_id: {"<g>": "<int>"}}, "genres": {genre: {"<g>": "<int>"}},
      "history": [[at, event_id, track_id, kind], ...],   # by (at, event_id), the newest history_size
      "signals": int,                                      # distinct signals folded
      "seen": [signal_id, ...]}
@@ -60,6 +65,8 @@ class TasteConfig:
     history_size: int = 50
     dedupe_window: int = 1024
     scale_bits: int = 40
+    bucket_half_lives: int = 16
+    horizon_buckets: int = 4
 
 
 DEFAULT_CONFIG = TasteConfig()
@@ -122,7 +129,7 @@ def signals_from_play_event(
 def new_profile(user_id: str) -> State:
     return {
         "user_id": user_id,
-        "ref": None,
+        "g_max": None,
         "artists": {},
         "genres": {},
         "history": [],
@@ -132,10 +139,25 @@ def new_profile(user_id: str) -> State:
 
 
 def term(weight: float, at: int, config: TasteConfig = DEFAULT_CONFIG) -> tuple[int, int]:
-    """(k, v): the signal's exact contribution is ``v << (k - ref)`` in profile units."""
+    """(bucket g, exact integer value) of a signal of ``weight`` at ``at``."""
     h = config.half_life_ms
     k, rem = divmod(at, h)
-    return k, round(weight * 2.0 ** (rem / h) * (1 << config.scale_bits))
+    g, offset = divmod(k, config.bucket_half_lives)
+    return g, round(weight * 2.0 ** (rem / h) * (1 << config.scale_bits)) << offset
+
+
+def _add(buckets: Mapping[str, str], g: int, value: int) -> dict[str, str]:
+    key = str(g)
+    return {**buckets, key: str(int(buckets.get(key, "0")) + value)}
+
+
+def _prune(table: Mapping[str, Mapping[str, str]], floor: int) -> dict[str, dict[str, str]]:
+    out = {}
+    for name, buckets in table.items():
+        kept = {g: v for g, v in buckets.items() if int(g) >= floor}
+        if kept:
+            out[name] = kept
+    return out
 
 
 def evolve(
@@ -157,31 +179,27 @@ def evolve(
     if sid in state["seen"]:
         return state, []
     weight = config.weights.get(signal["kind"], 0.0)
-    k, v = term(weight, signal["at"], config)
-    ref = state["ref"]
-    artists = {a: int(x) for a, x in state["artists"].items()}
-    genres = {g: int(x) for g, x in state["genres"].items()}
-    if ref is None:
-        ref = k
-    elif k < ref:
-        shift = ref - k
-        artists = {a: x << shift for a, x in artists.items()}
-        genres = {g: x << shift for g, x in genres.items()}
-        ref = k
-    contribution = v << (k - ref)
-    if weight != 0:
+    g, value = term(weight, signal["at"], config)
+    g_max = g if state["g_max"] is None else max(state["g_max"], g)
+    floor = g_max - config.horizon_buckets
+    artists, genres = state["artists"], state["genres"]
+    if weight != 0 and g >= floor:
+        artists = dict(artists)
+        genres = dict(genres)
         for a in set(signal["artist_ids"]):
-            artists[a] = artists.get(a, 0) + contribution
-        for g in set(signal["genres"]):
-            genres[g] = genres.get(g, 0) + contribution
+            artists[a] = _add(artists.get(a, {}), g, value)
+        for x in set(signal["genres"]):
+            genres[x] = _add(genres.get(x, {}), g, value)
+    if g_max != state["g_max"]:
+        artists, genres = _prune(artists, floor), _prune(genres, floor)
     entry = [signal["at"], sid, signal["track_id"], signal["kind"]]
     history = list(state["history"])
     bisect.insort(history, entry, key=lambda e: (e[0], e[1]))
     new = {
         "user_id": state["user_id"],
-        "ref": ref,
-        "artists": {a: str(x) for a, x in artists.items()},
-        "genres": {g: str(x) for g, x in genres.items()},
+        "g_max": g_max,
+        "artists": artists,
+        "genres": genres,
         "history": history[-config.history_size :],
         "signals": state["signals"] + 1,
         "seen": [*state["seen"], sid][-config.dedupe_window :],
@@ -189,33 +207,46 @@ def evolve(
     return new, []
 
 
-def _value_at(value: int, ref: int, now_ms: int, config: TasteConfig) -> float:
-    h = config.half_life_ms
-    now_k, now_rem = divmod(now_ms, h)
-    shift = max(0, abs(value).bit_length() - 900)
-    mantissa = (abs(value) >> shift) * (1 if value >= 0 else -1)
-    try:
-        return math.ldexp(float(mantissa), ref - now_k - config.scale_bits + shift) * 2.0 ** (-now_rem / h)
-    except OverflowError:
-        return math.copysign(math.inf, value)
+def _total(profile: Mapping[str, Any], buckets: Mapping[str, str], config: TasteConfig) -> int:
+    """The exact affinity in units of the oldest kept bucket (comparable across keys of one profile)."""
+    base = profile["g_max"] - config.horizon_buckets
+    return sum(int(v) << ((int(g) - base) * config.bucket_half_lives) for g, v in buckets.items())
 
 
 def score(
     profile: Mapping[str, Any], kind: str, key: str, now_ms: int, config: TasteConfig = DEFAULT_CONFIG
 ) -> float:
     """The decayed affinity of ``key`` at ``now_ms``; ``kind`` is "artists" or "genres"."""
-    raw = profile[kind].get(key)
-    if raw is None or profile["ref"] is None:
+    buckets = profile[kind].get(key)
+    if not buckets:
         return 0.0
-    return _value_at(int(raw), profile["ref"], now_ms, config)
+    h = config.half_life_ms
+    now_k, now_rem = divmod(now_ms, h)
+    decay = 2.0 ** (-now_rem / h)
+    total = 0.0
+    for g, v in buckets.items():
+        try:
+            total += (
+                math.ldexp(float(int(v)), int(g) * config.bucket_half_lives - now_k - config.scale_bits)
+                * decay
+            )
+        except OverflowError:
+            total += math.copysign(math.inf, int(v))
+    return total
 
 
-def ranked(profile: Mapping[str, Any] | None, kind: str, *, positive_only: bool = True) -> list[str]:
+def ranked(
+    profile: Mapping[str, Any] | None,
+    kind: str,
+    *,
+    positive_only: bool = True,
+    config: TasteConfig = DEFAULT_CONFIG,
+) -> list[str]:
     """Keys of ``kind`` ("artists" | "genres") by affinity, highest first, ties by id. Exact: compares
-    the stored integers, which share one scale."""
+    integers on one scale."""
     if not profile:
         return []
-    items = [(int(v), k) for k, v in profile[kind].items()]
+    items = [(_total(profile, b, config), k) for k, b in profile[kind].items()]
     if positive_only:
         items = [(v, k) for v, k in items if v > 0]
     return [k for v, k in sorted(items, key=lambda vk: (-vk[0], vk[1]))]
@@ -227,14 +258,16 @@ def top(
     """The ``n`` highest positive affinities of ``kind`` with their scores at ``now_ms``."""
     if not profile:
         return []
-    return [(k, score(profile, kind, k, now_ms, config)) for k in ranked(profile, kind)[:n]]
+    return [(k, score(profile, kind, k, now_ms, config)) for k in ranked(profile, kind, config=config)[:n]]
 
 
-def disliked(profile: Mapping[str, Any] | None, kind: str = "artists") -> set[str]:
+def disliked(
+    profile: Mapping[str, Any] | None, kind: str = "artists", config: TasteConfig = DEFAULT_CONFIG
+) -> set[str]:
     """Keys whose affinity is negative (skipped more than streamed, decay-weighted)."""
     if not profile:
         return set()
-    return {k for k, v in profile[kind].items() if int(v) < 0}
+    return {k for k, b in profile[kind].items() if _total(profile, b, config) < 0}
 
 
 def recent_tracks(profile: Mapping[str, Any] | None, n: int | None = None) -> list[str]:
