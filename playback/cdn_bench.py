@@ -200,7 +200,11 @@ def _client(
     stop_at: float,
     out: list,
 ) -> None:
-    conn = _Conn(host, port, 1 << 20)
+    try:
+        conn = _Conn(host, port, 1 << 20)
+    except OSError:
+        log.exception("benchmark client cannot connect to %s:%d", host, port)
+        return
     done = errors = nbytes = 0
     try:
         for raw, start, end, key in requests:
@@ -221,6 +225,9 @@ def _client(
             nbytes += length
             if (done & 31) == 0 and time.perf_counter() > stop_at:
                 break
+    except (OSError, ValueError, IndexError):
+        log.exception("benchmark client failed after %d requests", done)
+        return
     finally:
         conn.close()
     out.append((done, errors, nbytes))
