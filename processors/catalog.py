@@ -221,6 +221,20 @@ def ladder(state: State) -> list[dict[str, Any]]:
     return sorted(rungs, key=lambda r: (r["codec"], r["bitrate_kbps"], r["file_id"]))
 
 
+def best_ladder(
+    canonical_doc: Mapping[str, Any] | None, member_docs: Iterable[Mapping[str, Any]] = ()
+) -> list:
+    """The ladder to stream a logical track from: the canonical upload's own ladder, else the ladder of
+    the first other upload (by track_id) that has one; [] when none is encoded yet. Takes
+    :func:`to_view` documents."""
+    if canonical_doc and canonical_doc.get("ladder"):
+        return list(canonical_doc["ladder"])
+    for doc in sorted(member_docs, key=lambda d: d["track_id"]):
+        if doc.get("ladder"):
+            return list(doc["ladder"])
+    return []
+
+
 def takedowns(state: State) -> list[dict[str, Any]]:
     """The upload's takedowns ``{"at", "event_id", "territories", "reason"}`` ordered by (at, event_id)."""
     items = [

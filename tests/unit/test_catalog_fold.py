@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -242,8 +245,6 @@ def test_index_round_trips_through_plain_data():
     index = CatalogIndex()
     for e in [track(1, "e1", "a", "I"), track(2, "e2", "b", "I"), track(3, "e3", "c", "J")]:
         index.evolve(e)
-    import json
-
     copy = CatalogIndex.from_dict(json.loads(json.dumps(index.to_dict())))
     assert copy == index
     assert copy.aliases("a") == ["b"] and copy.canonical_ids() == ["a", "c"]
@@ -337,3 +338,38 @@ def test_track_search_document_joins_names_and_aliases():
         "duration_ms": 200_000,
     }
     assert catalog.album_search_document(catalog.to_view(album_state), artists)["artist_names"] == ["Ann"]
+
+
+def test_best_ladder_prefers_canonical_then_first_alias_with_rungs():
+    canon, _ = catalog.evolve(None, track(1, "e1", "t1", "I"))
+    alias, _ = fold([track(2, "e2", "t1-x", "I"), encoded(3, "e3", "t1-x", "fx", "aac", 96)])
+    assert [r["file_id"] for r in catalog.best_ladder(catalog.to_view(canon), [catalog.to_view(alias)])] == [
+        "fx"
+    ]
+    canon, _ = catalog.evolve(canon, encoded(4, "e4", "t1", "f1", "opus", 160))
+    assert [r["file_id"] for r in catalog.best_ladder(catalog.to_view(canon), [catalog.to_view(alias)])] == [
+        "f1"
+    ]
+    assert catalog.best_ladder(None) == []
+
+
+FIXTURE = Path("/work/shared/fixtures/royalties-sample.jsonl")
+if not FIXTURE.exists():
+    FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "royalties-sample.jsonl"
+
+
+@pytest.mark.skipif(not FIXTURE.exists(), reason="shared royalty fixture not present")
+def test_shared_fixture_catalog_folds_cleanly():
+    index = CatalogIndex()
+    tracks: dict[str, dict] = {}
+    for line in FIXTURE.read_text().splitlines():
+        event = CODEC.from_json(json.loads(line))
+        if event["type"] not in catalog.CATALOG_TYPES:
+            continue
+        index.evolve(event)
+        key = catalog.catalog_key(event)
+        tracks[key], out = catalog.evolve(tracks.get(key), event)
+        assert all(o["kind"] == "view" for o in out)
+    assert index.canonical_id("t028-x") == "t028" and index.canonical_id("t035-x") == "t035"
+    assert index.aliases("t028") == ["t028-x"]
+    assert catalog.to_view(tracks["track:t030"])["takedowns"][0]["territories"] == ["*"]
