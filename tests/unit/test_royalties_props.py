@@ -1,0 +1,202 @@
+"""Properties of the royalty fold over generated event sets built on a tiny id universe, so that
+aliases, ties, window boundaries, the loop cap and impossible listening collide often.
+
+- the statement does not depend on event order or duplication;
+- it equals a deliberately naive, literal reading of spec/royalties.md (the oracle below);
+- the lines of a (period, country, product) with S > 0 sum to exactly P.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processors.royalties import fold, statement, tally
+from processors.statement import StatementLine
+from schemas.timefmt import parse_ts, period_of
+from tests.unit.test_royalties import Events
+
+PERIOD = "2026-05"
+MIDNIGHT = parse_ts("2026-05-11T00:00:00Z")
+INSTANTS = [MIDNIGHT - 86_400_000, MIDNIGHT - 1, MIDNIGHT, MIDNIGHT + 1, MIDNIGHT + 3_600_000]
+MS = [0, 29_999, 30_000] + [45_000] * 6 + [43_200_000, 43_200_001, 86_400_000]
+TRACKS = ["t1", "t1x", "t2", "t3"]  # t3 is never ingested
+PLAYED = ["t1", "t1", "t1", "t2", "t1x", "t3"]
+SHARES = [
+    {"a": 1_000_000},
+    {"a": 500_000, "b": 500_000},
+    {"b": 333_334, "a": 333_333, "c": 333_333},
+    {"c": 999_999, "b": 1},
+]
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def event_sets(draw: st.DrawFn) -> list[dict]:
+    ev = Events()
+    inst = st.sampled_from(INSTANTS)
+    country = st.sampled_from(["SE", "DE"])
+    out: list[dict] = []
+    if draw(st.integers(0, 3)):  # mostly: a base catalog where plays can qualify, extras collide with it
+        early = MIDNIGHT - 2 * 86_400_000
+        out.append(ev.ingest("t1", "I1", draw(st.sampled_from(SHARES)), at=early))
+        out.append(ev.ingest("t2", "I2", draw(st.sampled_from(SHARES)), at=early))
+        out += [ev.rights(t, c, at=early) for t in ("t1", "t2") for c in ("SE", "DE")]
+        out.append(ev.pool(draw(st.integers(0, 10_000_007)), "SE", "premium", at=early))
+    for _ in range(draw(st.integers(0, 4))):
+        out.append(ev.ingest(draw(st.sampled_from(TRACKS[:3])), draw(st.sampled_from(["I1", "I2"])),
+                             draw(st.sampled_from(SHARES)), at=draw(inst)))  # fmt: skip
+    for _ in range(draw(st.integers(0, 5))):
+        vf, vt = draw(st.one_of(st.none(), inst)), draw(st.one_of(st.none(), inst))
+        if vf is not None and vt is not None and vt < vf:
+            vf, vt = vt, vf
+        out.append(ev.rights(draw(st.sampled_from(TRACKS)), draw(country), draw(st.booleans()), at=draw(inst),
+                             valid_from=vf, valid_to=vt))  # fmt: skip
+    for _ in range(draw(st.integers(0, 2))):
+        territories = draw(st.sampled_from([["*"], ["SE"], ["DE"], ["DE", "SE"]]))
+        out.append(ev.takedown(draw(st.sampled_from(TRACKS)), territories, at=draw(inst)))
+    for _ in range(draw(st.integers(0, 3))):
+        out.append(ev.pool(draw(st.integers(0, 10_000_007)), draw(country), draw(st.sampled_from(["free", "premium"])),
+                           at=draw(inst)))  # fmt: skip
+    for _ in range(draw(st.integers(0, 16))):
+        kind = draw(st.sampled_from(["started", "progress", "completed", "skipped"]))
+        out.append(ev.play_event(
+            kind, draw(st.sampled_from([f"p{i}" for i in range(8)])), draw(st.sampled_from(["u1", "u2"])),
+            draw(st.sampled_from(PLAYED)), draw(inst) + draw(st.integers(0, 2)), draw(st.sampled_from(MS)),
+            country=draw(country), product=draw(st.sampled_from(["free", "premium"])),
+        ))  # fmt: skip
+    if draw(st.booleans()):  # a burst around the loop cap
+        user, track, at = draw(st.sampled_from(["u1", "u2"])), draw(st.sampled_from(TRACKS[:3])), draw(inst)
+        for i in range(draw(st.integers(18, 23))):
+            out += ev.play(f"b{i}", user=user, tid=track, at=at + draw(st.integers(0, 3)), ms=30_000,
+                           country=draw(country))  # fmt: skip
+    return out
+
+
+# -- the oracle: spec/royalties.md read literally, no cleverness, no speed ------------------------
+def _order(e: dict) -> tuple[int, str]:
+    return (e["occurred_at"], e["event_id"])
+
+
+def oracle(events: list[dict], period: str) -> list[StatementLine]:
+    unique: dict[str, dict] = {}
+    for e in events:
+        unique.setdefault(e["event_id"], e)
+    evs = list(unique.values())
+    of = defaultdict(list)
+    for e in evs:
+        of[e["type"]].append(e)
+    ingests = sorted(of["track.ingested"], key=_order)
+
+    def isrc_of(t: str) -> str | None:
+        return next((i["isrc"] for i in ingests if i["track_id"] == t), None)
+
+    def canon_of(t: str) -> str | None:
+        isrc = isrc_of(t)
+        return None if isrc is None else next(i["track_id"] for i in ingests if i["isrc"] == isrc)
+
+    plays = defaultdict(list)
+    for t in ("play.started", "play.progress", "play.skipped", "play.completed"):
+        for e in of[t]:
+            plays[e["play_id"]].append(e)
+    records = []
+    for pid, ps in plays.items():
+        starts = [e for e in ps if e["type"] == "play.started"]
+        dec = min(starts or ps, key=_order)
+        ms = max((e["ms_played"] for e in ps if e["type"] != "play.started"), default=0)
+        pt = dec["occurred_at"]
+        if period_of(pt) == period:
+            records.append((pid, dec["user_id"], dec["track_id"], dec["country"], dec["product"], pt, ms))
+
+    def shares_if_eligible(track: str, country: str, pt: int, ms: int):  # noqa: ANN202
+        canon = canon_of(track)
+        if ms < 30_000 or canon is None:
+            return None
+        rights = [r for r in of["rights.changed"]
+                  if canon_of(r["track_id"]) == canon and r["territory"] == country and r["occurred_at"] <= pt]  # fmt: skip
+        if not rights:
+            return None
+        r = max(rights, key=_order)
+        if not r["allowed"] or not (r["valid_from"] is None or r["valid_from"] <= pt):
+            return None
+        if not (r["valid_to"] is None or pt < r["valid_to"]):
+            return None
+        for td in of["track.taken_down"]:
+            if canon_of(td["track_id"]) == canon and td["occurred_at"] <= pt:
+                if country in td["territories"] or "*" in td["territories"]:
+                    return None
+        cands = [i for i in ingests if i["isrc"] == isrc_of(canon) and i["occurred_at"] <= pt]
+        if not cands:
+            return None
+        return canon, max(cands, key=_order)["rightsholders"]
+
+    day_total = defaultdict(int)
+    for _, user, _, _, _, pt, ms in records:
+        day_total[(user, pt // 86_400_000)] += ms
+    groups = defaultdict(list)
+    for pid, user, track, country, product, pt, ms in records:
+        if day_total[(user, pt // 86_400_000)] > 86_400_000:
+            continue
+        decided = shares_if_eligible(track, country, pt, ms)
+        if decided is not None:
+            groups[(user, decided[0], pt // 86_400_000)].append((pt, pid, country, product, decided))
+    streams = []
+    for lst in groups.values():
+        streams += sorted(lst)[:20]
+
+    pools = {}
+    for p in sorted(of["royalty.pool_declared"], key=_order):
+        if p["period"] == period:
+            pools[(p["country"], p["product"])] = p["amount_micros"]
+    out = []
+    for cp in sorted({(s[2], s[3]) for s in streams}):
+        mine = [s for s in streams if (s[2], s[3]) == cp]
+        S, P = len(mine), pools.get(cp, 0)
+        lines = defaultdict(lambda: [0, 0])
+        for *_, (canon, rhs) in mine:
+            for r in rhs:
+                if r["share_ppm"] > 0:
+                    lines[(r["rightsholder_id"], canon)][0] += 1
+                    lines[(r["rightsholder_id"], canon)][1] += r["share_ppm"]
+        amounts = {k: P * w // (S * 1_000_000) for k, (_, w) in lines.items()}
+        rem = {k: P * w % (S * 1_000_000) for k, (_, w) in lines.items()}
+        for k in sorted(lines, key=lambda k: (-rem[k], k))[: P - sum(amounts.values())]:
+            amounts[k] += 1
+        out += [StatementLine(period, *cp, rh, t, lines[(rh, t)][0], amounts[(rh, t)]) for rh, t in lines]
+    return sorted(out)
+
+
+@SETTINGS
+@given(events=event_sets())
+def test_fold_equals_the_literal_oracle(events: list[dict]) -> None:
+    assert statement(fold(events), PERIOD) == oracle(events, PERIOD)
+
+
+@SETTINGS
+@given(events=event_sets(), data=st.data())
+def test_statement_ignores_order_and_duplicates(events: list[dict], data: st.DataObject) -> None:
+    shuffled = data.draw(st.permutations(events))
+    dups = data.draw(st.lists(st.sampled_from(events), max_size=8)) if events else []
+    mixed = list(shuffled)
+    for d in dups:
+        mixed.insert(data.draw(st.integers(0, len(mixed))), dict(d))
+    for period in ("2026-04", PERIOD):
+        assert statement(fold(mixed), period) == statement(fold(events), period)
+
+
+@SETTINGS
+@given(events=event_sets())
+def test_lines_of_a_country_product_with_streams_sum_to_the_pool(events: list[dict]) -> None:
+    state = fold(events)
+    lines = statement(state, PERIOD)
+    streams = tally(state, PERIOD).streams
+    for (country, product), s in streams.items():
+        mine = [r for r in lines if (r.country, r.product) == (country, product)]
+        pool = state.pools.get((PERIOD, country, product), (0, "", 0))[2]
+        assert s > 0 and mine
+        assert sum(r.amount_micros for r in mine) == pool
+        for r in mine:
+            assert 0 < r.streams <= s and r.amount_micros >= 0
+    assert {(r.country, r.product) for r in lines} == set(streams)
