@@ -6,7 +6,7 @@ these segment formats. Vorbis is not on the ladder: the only Vorbis encoder in t
 is ffmpeg's experimental native one, which ignores the requested bitrate (it produced ~350 kbps
 when asked for 160 kbps in our probe), so it does not hold up.
 
-Each rung is one continuous encode of the whole master, cut into segments of ``segment_ms``
+Renditions are stereo (a mono master becomes dual mono). Each rung is one continuous encode of the whole master, cut into segments of ``segment_ms``
 (10 s by default) at codec-frame boundaries: segment k holds the frames whose source time falls
 in [k * segment_ms, (k + 1) * segment_ms), so a seek to t fetches segment t // segment_ms.
 Loudness (EBU R128 integrated, true peak) is measured on the rendition decoded back, which also
@@ -277,6 +277,9 @@ def encode_rung(path: str, rung_name: str, segment_ms: int, store_root: str, mas
     MasterError (with the reason) when the master does not decode.
     """
     rung = RUNGS[rung_name]
+    # The ladder is stereo: a mono master is delivered as dual mono, so every rung has one layout
+    # and its nominal bitrate (ffmpeg's AAC encoder cannot spend 320 kbps on one channel).
+    layout = "stereo"
     frames = master_frames(path)
     try:
         first = next(frames, None)
@@ -284,7 +287,6 @@ def encode_rung(path: str, rung_name: str, segment_ms: int, store_root: str, mas
         frames.close()
     if first is None:
         raise MasterError("decodes to no audio")
-    layout = "mono" if first.layout.nb_channels == 1 else "stereo"
     if rung.codec == "aac":
         enc = _encode_aac(path, rung, segment_ms, layout, first.sample_rate)
     else:

@@ -82,7 +82,7 @@ def read_sidecar(master: Path) -> dict:
 def title_from_filename(path: Path) -> str:
     """``03_-_My_Song.wav`` -> ``My Song``: underscores to spaces, a leading track number dropped."""
     stem = path.stem.replace("_", " ").strip()
-    stem = re.sub(r"^\d{1,3}\s*([-.)]\s*)?(?=\S)", "", stem).strip() or path.stem
+    stem = re.sub(r"^\d{1,3}(\s*[-.)]\s*|\s+)(?=\S)", "", stem).strip() or path.stem
     return re.sub(r"\s+", " ", stem)
 
 
@@ -116,6 +116,8 @@ def track_fields(sidecar: dict, path: Path, sha256: str, duration_ms: int) -> di
     """The track.ingested fields from a sidecar plus defaults (see the module docstring)."""
     distributor = sidecar.get("distributor", DEFAULT_DISTRIBUTOR)
     isrc = sidecar.get("isrc", placeholder_isrc(sha256))
+    if isinstance(isrc, str):
+        isrc = isrc.strip().upper()
     # same bytes and same ISRC -> same default id (re-ingesting is idempotent); another ISRC -> another id
     default_id = "trk-" + hashlib.sha256(f"{sha256}|{isrc}".encode()).hexdigest()[:16]
     fields = {
@@ -132,8 +134,6 @@ def track_fields(sidecar: dict, path: Path, sha256: str, duration_ms: int) -> di
             "rightsholders", [{"rightsholder_id": f"rh-{distributor}", "share_ppm": 1_000_000}]
         ),
     }
-    if isinstance(fields["isrc"], str):
-        fields["isrc"] = fields["isrc"].strip().upper()
     return fields
 
 
