@@ -19,7 +19,9 @@ def _b64(obj: dict) -> str:
 
 
 def test_round_trip_carries_user_scopes_and_expiry():
-    token = auth.issue_token("user-1", SECRET, now=NOW, ttl=60, scopes=["streaming", "user-read-playback-state"])
+    token = auth.issue_token(
+        "user-1", SECRET, now=NOW, ttl=60, scopes=["streaming", "user-read-playback-state"]
+    )
     check = auth.verify_token(token, SECRET, now=NOW)
     assert check.ok and check.user_id == "user-1"
     assert check.scopes == frozenset({"streaming", "user-read-playback-state"})
@@ -30,7 +32,10 @@ def test_default_scopes_and_no_scopes():
     assert auth.verify_token(auth.issue_token("u", SECRET, now=NOW), SECRET, now=NOW).scopes == frozenset(
         auth.DEFAULT_SCOPES
     )
-    assert auth.verify_token(auth.issue_token("u", SECRET, now=NOW, scopes=()), SECRET, now=NOW).scopes == frozenset()
+    assert (
+        auth.verify_token(auth.issue_token("u", SECRET, now=NOW, scopes=()), SECRET, now=NOW).scopes
+        == frozenset()
+    )
 
 
 @pytest.mark.parametrize(
