@@ -226,3 +226,25 @@ def test_synthetic_masters_go_through_the_real_ladder(tmp_path: Path) -> None:
             loud[e["track_id"]] = e["loudness_lufs"]
     a, b = (loud[x.track["track_id"]] for x in cat.audio)
     assert b - a > 6  # rendered at different levels (-26 and -8 dBFS RMS before limiting)
+
+
+def test_cli_ingest_names_the_bad_master_and_exits_non_zero(tmp_path: Path, monkeypatch, capsys) -> None:
+    from playlog.cli import main
+
+    masters = tmp_path / "in"
+    masters.mkdir()
+    write_wav(masters / "good.wav", render_master(2_500, -18.0, seed=5), 44_100)
+    (masters / "broken.flac").write_bytes(b"fLaC" + b"\x00" * 3000)
+    monkeypatch.setenv("PLAYLOG_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "events.jsonl"
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", str(masters), "--emit", str(out), "--no-progress", "--at", "2026-05-01T00:00:00Z"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "FAILED  broken.flac:" in err and "1 of 2 master(s) failed" in err and "Traceback" not in err
+    codec = default_codec()
+    evs = [codec.from_json(orjson.loads(line)) for line in out.read_bytes().splitlines()]
+    assert [e["type"] for e in evs] == ["track.ingested"] + ["audio.encoded"] * len(LADDER)
+    assert evs[0]["title"] == "good" and evs[0]["occurred_at"] == T0 + 1  # 2nd master by name: --at + 1 ms
+    for e in evs[1:]:
+        assert (tmp_path / "data" / e["storage_key"] / "index.json").is_file()
