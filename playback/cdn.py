@@ -2,6 +2,9 @@
 
 ``GET|HEAD /audio/{file_id}/{segment}?exp=UNIX&kid=KEYID&sig=SIG`` (see :mod:`playback.signing`).
 
+Segments come from the audio object store under PLAYLOG_DATA_DIR (:class:`ingest.store.AudioStore`:
+``audio/<file_id>/<index:05d>.<ext>`` + the ``index.json`` manifest, which gives the content type).
+
 Order of checks: signature first (403 for missing, malformed, unknown-kid, tampered, other-path or
 expired URLs), then the store (404 for an unknown file or segment), then conditionals and ``Range``.
 
@@ -38,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -55,13 +57,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ingest.store import AudioStore, SegmentNotFound
 from playback.edge_cache import EdgeCache
 from playback.signing import Signer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
-_FILE_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SEGMENT_RE = re.compile(r"[0-9]{1,9}")
 # Bodies smaller than this are sent in one write together with the headers (a copy, but a cheap one).
 _COALESCE_LIMIT = 16 * 1024
@@ -172,53 +174,26 @@ class SegmentLocation:
 
 
 class SegmentStore:
-    """Finds segment files in ``<data_dir>/audio/<file_id>/<index:05d>.<ext>`` (+ ``index.json``).
+    """The CDN's one lookup into the audio object store (:class:`ingest.store.AudioStore`).
 
-    ``index.json`` (codec, container, bitrate, segment_ms, segment_count, content_type, ext) bounds
-    the index and names the content type; without it the file is found by its ``<index:05d>.*`` name.
-    Blocking (file system): the CDN calls it from a worker thread.
+    Layout ``<data_dir>/audio/<file_id>/<index:05d>.<ext>`` + ``index.json`` (the rendition
+    manifest: ext, content_type, segment_count...). Blocking (file system, cached manifests):
+    the CDN calls it from a worker thread.
     """
 
     def __init__(self, data_dir: Path):
-        self.root = Path(data_dir) / "audio"
-        self._meta: dict[str, dict] = {}
-
-    def _index(self, file_id: str) -> dict:
-        meta = self._meta.get(file_id)
-        if meta is not None:
-            return meta
-        index_path = self.root / file_id / "index.json"
-        try:
-            meta = json.loads(index_path.read_text())
-            if not isinstance(meta, dict):
-                raise ValueError("not an object")
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", index_path, exc)
-            return {}
-        if len(self._meta) > 65536:
-            self._meta.clear()
-        self._meta[file_id] = meta
-        return meta
+        self.audio = AudioStore.from_data_dir(data_dir)
 
     def locate(self, file_id: str, index: int) -> SegmentLocation | None:
-        if not _FILE_ID_RE.fullmatch(file_id) or ".." in file_id:
+        try:
+            path = self.audio.segment_path(file_id, index)
+            manifest = self.audio.rendition_manifest(file_id)
+        except SegmentNotFound:
             return None
-        meta = self._index(file_id)
-        count = meta.get("segment_count")
-        if isinstance(count, int) and not 0 <= index < count:
+        except (KeyError, TypeError, ValueError) as exc:  # a manifest without ext/segment_count
+            log.warning("unusable manifest for %s: %s", file_id, exc)
             return None
-        directory = self.root / file_id
-        ext = meta.get("ext")
-        if isinstance(ext, str) and ext.isalnum():
-            path = directory / f"{index:05d}.{ext}"
-            if path.is_file():
-                return SegmentLocation(path, content_type_for(meta, ext))
-        for path in directory.glob(f"{index:05d}.*"):
-            if path.is_file() and path.suffix != ".json":
-                return SegmentLocation(path, content_type_for(meta, path.suffix.lstrip(".")))
-        return None
+        return SegmentLocation(path, content_type_for(manifest, path.suffix.lstrip(".")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +379,7 @@ class CdnState:
             return _error(403, f"forbidden: {verdict.reason}")
         info = request.match_info
         file_id, segment_s = info["file_id"], info["segment"]
-        if not _SEGMENT_RE.fullmatch(segment_s) or not _FILE_ID_RE.fullmatch(file_id):
+        if not _SEGMENT_RE.fullmatch(segment_s):
             return _error(404, "no such segment")
         segment = await self.fetch(file_id, int(segment_s))
         if segment is None:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ingest.store import AudioStore
 from playback.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -76,21 +77,22 @@ class CdnBenchResult:
 def make_store(
     data_dir: Path, *, files: int, segments_per_file: int, segment_bytes: int
 ) -> list[tuple[str, int]]:
-    """Write synthetic segments in the audio store layout; returns the (file_id, index) list."""
+    """Write synthetic renditions with the audio store's writer; returns the (file_id, index) list."""
     rng = random.Random(7)
+    store = AudioStore.from_data_dir(data_dir)
     keys = []
-    for f in range(files):
-        file_id = f"bench{f:03d}"
-        directory = data_dir / "audio" / file_id
-        directory.mkdir(parents=True, exist_ok=True)
-        for i in range(segments_per_file):
-            (directory / f"{i:05d}.aac").write_bytes(rng.randbytes(segment_bytes))
-            keys.append((file_id, i))
-        meta = (
-            '{"codec": "aac", "container": "adts", "bitrate_kbps": 320, "segment_ms": 10000, '
-            f'"segment_count": {segments_per_file}, "content_type": "audio/aac", "ext": "aac"}}'
-        )
-        (directory / "index.json").write_text(meta)
+    for _ in range(files):
+        segments = [rng.randbytes(segment_bytes) for _ in range(segments_per_file)]
+        meta = {
+            "codec": "aac",
+            "container": "adts",
+            "ext": "aac",
+            "content_type": "audio/aac",
+            "bitrate_kbps": 320,
+            "segment_ms": 10_000,
+        }
+        file_id = store.put_rendition(segments, meta)["file_id"]
+        keys.extend((file_id, i) for i in range(segments_per_file))
     return keys
 
 

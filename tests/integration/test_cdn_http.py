@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ingest.store import AudioStore
 from playback import auth
 from playback.signing import Signer
 
@@ -44,9 +45,12 @@ class Cdn:
     port: int
     data_dir: Path
     proc: subprocess.Popen
-    segments: dict[tuple[str, int], bytes]
+    ids: dict[str, str]  # rendition name -> file_id (content address)
+    segments: dict[tuple[str, int], bytes]  # (rendition name, index) -> bytes
 
-    def url(self, file_id: str, index: int, *, keys=(NEW,), now: float | None = None, ttl: int = 300) -> str:
+    def url(self, name: str, index: int, *, keys=(NEW,), now: float | None = None, ttl: int = 300) -> str:
+        """A signed path+query for segment ``index`` of rendition ``name`` (or of a raw file id)."""
+        file_id = self.ids.get(name, name)
         signer = Signer(dict(keys))
         full = signer.sign_segment_url(
             "http://cdn", file_id, index, now=time.time() if now is None else now, ttl=ttl
@@ -71,43 +75,42 @@ class Cdn:
         raise AssertionError(f"{name} not in /metrics")
 
 
-def _write_store(root: Path) -> dict[tuple[str, int], bytes]:
+def _write_store(root: Path) -> dict[str, tuple[str, list[bytes]]]:
+    """Three renditions written with the ingest store's writer: name -> (file_id, segments)."""
     rng = random.Random(42)
-    segments = {}
-    aac = root / "audio" / "trk1_aac_160"
-    aac.mkdir(parents=True)
-    for i in range(3):
-        data = rng.randbytes(50_000 + 1_000 * i)
-        (aac / f"{i:05d}.aac").write_bytes(data)
-        segments[("trk1_aac_160", i)] = data
-    (aac / "index.json").write_text(
-        json.dumps(
-            {
-                "codec": "aac",
-                "container": "adts",
-                "bitrate_kbps": 160,
-                "segment_ms": 10_000,
-                "segment_count": 3,
-            }
-        )
-    )
-    ogg = root / "audio" / "trk1_opus_96"  # no index.json: found by file name, type by extension
-    ogg.mkdir(parents=True)
-    data = rng.randbytes(20_000)
-    (ogg / "00000.ogg").write_bytes(data)
-    segments[("trk1_opus_96", 0)] = data
-    big = root / "audio" / "big_file"  # larger than the cache admits: served from disk (sendfile)
-    big.mkdir(parents=True)
-    data = rng.randbytes(1_500_000)
-    (big / "00000.aac").write_bytes(data)
-    segments[("big_file", 0)] = data
-    return segments
+    store = AudioStore.from_data_dir(root)
+    aac = {
+        "codec": "aac",
+        "container": "adts",
+        "ext": "aac",
+        "content_type": "audio/aac",
+        "segment_ms": 10_000,
+    }
+    opus = {
+        "codec": "opus",
+        "container": "ogg",
+        "ext": "opus",
+        "content_type": "audio/ogg",
+        "segment_ms": 10_000,
+    }
+    renditions = {
+        "aac": ([rng.randbytes(50_000 + 1_000 * i) for i in range(3)], aac),
+        "opus": ([rng.randbytes(20_000)], opus),
+        # larger than the cache admits (1 MiB): served from disk with sendfile
+        "big": ([rng.randbytes(1_500_000)], aac),
+    }
+    return {
+        name: (store.put_rendition(segments, meta)["file_id"], segments)
+        for name, (segments, meta) in renditions.items()
+    }
 
 
 @pytest.fixture(scope="module")
 def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cdn]:
     root = tmp_path_factory.mktemp("cdn")
-    segments = _write_store(root)
+    renditions = _write_store(root)
+    ids = {name: file_id for name, (file_id, _) in renditions.items()}
+    segments = {(name, k): seg for name, (_, segs) in renditions.items() for k, seg in enumerate(segs)}
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -119,7 +122,7 @@ def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cdn]:
     )
     log = open(root / "cdn.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([PLAYLOG, "cdn"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    handle = Cdn(port, root, proc, segments)
+    handle = Cdn(port, root, proc, ids, segments)
     deadline = time.monotonic() + 30
     while True:
         assert proc.poll() is None, (root / "cdn.log").read_text()
@@ -159,11 +162,11 @@ def test_full_fetch_is_byte_identical_with_headers(cdn: Cdn):
         assert headers["accept-ranges"] == "bytes"
         assert headers["etag"].startswith('"') and headers["etag"].endswith('"')
         assert headers["cache-control"].startswith("public, max-age=")
-    assert cdn.request("GET", cdn.url("trk1_aac_160", 0))[1]["content-type"] == "audio/aac"
-    assert cdn.request("GET", cdn.url("trk1_opus_96", 0))[1]["content-type"] == "audio/ogg"
+    assert cdn.request("GET", cdn.url("aac", 0))[1]["content-type"] == "audio/aac"
+    assert cdn.request("GET", cdn.url("opus", 0))[1]["content-type"] == "audio/ogg"
 
 
-@pytest.mark.parametrize("file_id", ["trk1_aac_160", "big_file"])
+@pytest.mark.parametrize("file_id", ["aac", "big"])
 @pytest.mark.parametrize(
     ("header", "expect"),
     [
@@ -188,23 +191,23 @@ def test_range_requests_are_byte_identical(cdn: Cdn, file_id: str, header: str, 
 
 @pytest.mark.parametrize("header", ["bytes=50000-", "bytes=999999-1000000", "bytes=-0"])
 def test_unsatisfiable_range_is_416(cdn: Cdn, header: str):
-    size = len(cdn.segments[("trk1_aac_160", 0)])
-    status, headers, body = cdn.request("GET", cdn.url("trk1_aac_160", 0), {"Range": header})
+    size = len(cdn.segments[("aac", 0)])
+    status, headers, body = cdn.request("GET", cdn.url("aac", 0), {"Range": header})
     _assert_error(status, headers, body, 416)
     assert headers["content-range"] == f"bytes */{size}"
 
 
 def test_multi_range_and_invalid_range_get_the_full_object(cdn: Cdn):
-    data = cdn.segments[("trk1_aac_160", 1)]
+    data = cdn.segments[("aac", 1)]
     for header in ("bytes=0-1,10-20", "bytes=30-10", "lines=1-2"):
-        status, headers, body = cdn.request("GET", cdn.url("trk1_aac_160", 1), {"Range": header})
+        status, headers, body = cdn.request("GET", cdn.url("aac", 1), {"Range": header})
         assert (status, body) == (200, data), header
         assert "content-range" not in headers
 
 
 def test_head_has_headers_and_no_body(cdn: Cdn):
-    data = cdn.segments[("trk1_aac_160", 2)]
-    target = cdn.url("trk1_aac_160", 2)
+    data = cdn.segments[("aac", 2)]
+    target = cdn.url("aac", 2)
     status, headers, body = cdn.request("HEAD", target)
     _, get_headers, _ = cdn.request("GET", target)
     assert (status, body) == (200, b"")
@@ -221,8 +224,8 @@ def test_head_has_headers_and_no_body(cdn: Cdn):
 
 
 def test_conditional_requests(cdn: Cdn):
-    target = cdn.url("trk1_aac_160", 0)
-    data = cdn.segments[("trk1_aac_160", 0)]
+    target = cdn.url("aac", 0)
+    data = cdn.segments[("aac", 0)]
     etag = cdn.request("HEAD", target)[1]["etag"]
     status, _, body = cdn.request("GET", target, {"If-None-Match": etag})
     assert (status, body) == (304, b"")
@@ -241,17 +244,18 @@ def _with(target: str, **changes: str) -> str:
 
 
 def test_forbidden_urls(cdn: Cdn):
-    good = cdn.url("trk1_aac_160", 0)
+    good = cdn.url("aac", 0)
+    aac = cdn.ids["aac"]
     params = dict(p.split("=", 1) for p in good.partition("?")[2].split("&"))
     sig = params["sig"]
     tampered_sig = ("A" if sig[5] != "A" else "B").join((sig[:5], sig[6:]))
     cases = {
         "tampered sig": _with(good, sig=tampered_sig),
         "tampered exp": _with(good, exp=str(int(params["exp"]) + 3600)),
-        "expired": cdn.url("trk1_aac_160", 0, now=time.time() - 3600, ttl=60),
-        "other path": good.replace("/audio/trk1_aac_160/0?", "/audio/trk1_aac_160/1?"),
-        "other file": good.replace("/audio/trk1_aac_160/0?", "/audio/trk1_opus_96/0?"),
-        "unknown kid": cdn.url("trk1_aac_160", 0, keys=(RETIRED,)),
+        "expired": cdn.url("aac", 0, now=time.time() - 3600, ttl=60),
+        "other path": good.replace(f"/audio/{aac}/0?", f"/audio/{aac}/1?"),
+        "other file": good.replace(f"/audio/{aac}/0?", f"/audio/{cdn.ids['opus']}/0?"),
+        "unknown kid": cdn.url("aac", 0, keys=(RETIRED,)),
         "kid swapped": _with(good, kid=OLD[0]),
         "missing sig": good.split("&sig=")[0],
         "no query": good.split("?")[0],
@@ -266,33 +270,31 @@ def test_forbidden_urls(cdn: Cdn):
 
 
 def test_key_rotation_keeps_old_urls_valid(cdn: Cdn):
-    data = cdn.segments[("trk1_aac_160", 1)]
-    old_url = cdn.url("trk1_aac_160", 1, keys=(OLD,))
+    data = cdn.segments[("aac", 1)]
+    old_url = cdn.url("aac", 1, keys=(OLD,))
     assert "kid=old" in old_url
     status, _, body = cdn.request("GET", old_url)
     assert (status, body) == (200, data)
-    new_url = cdn.url("trk1_aac_160", 1, keys=(NEW, OLD))
+    new_url = cdn.url("aac", 1, keys=(NEW, OLD))
     assert "kid=new" in new_url
     assert cdn.request("GET", new_url)[0] == 200
     # an old-key URL past its expiry is refused like any other
-    assert (
-        cdn.request("GET", cdn.url("trk1_aac_160", 1, keys=(OLD,), now=time.time() - 600, ttl=60))[0] == 403
-    )
+    assert cdn.request("GET", cdn.url("aac", 1, keys=(OLD,), now=time.time() - 600, ttl=60))[0] == 403
 
 
 def test_unknown_file_or_segment_is_404_only_after_the_signature(cdn: Cdn):
-    for key in (("nope", 0), ("trk1_aac_160", 3), ("trk1_aac_160", 999_999), ("trk1_opus_96", 1)):
+    for key in (("nope", 0), ("0" * 32, 0), ("aac", 3), ("aac", 999_999), ("opus", 1)):
         status, headers, body = cdn.request("GET", cdn.url(*key))
         _assert_error(status, headers, body, 404)
     unsigned = "/audio/nope/0?exp=9999999999&kid=new&sig=" + "A" * 43
     assert cdn.request("GET", unsigned)[0] == 403
     _assert_error(*cdn.request("GET", "/elsewhere"), 404)
-    status, headers, body = cdn.request("POST", cdn.url("trk1_aac_160", 0))
+    status, headers, body = cdn.request("POST", cdn.url("aac", 0))
     _assert_error(status, headers, body, 405)
 
 
 def test_hit_ratio_rises_on_repeated_fetches(cdn: Cdn):
-    target = cdn.url("trk1_aac_160", 2)
+    target = cdn.url("aac", 2)
     cdn.request("GET", target)  # make sure it is cached
     ratio0 = cdn.metric("playlog_cdn_cache_hit_ratio")
     hits0 = cdn.metric("playlog_cdn_cache_hits_total")
@@ -303,7 +305,9 @@ def test_hit_ratio_rises_on_repeated_fetches(cdn: Cdn):
     assert cdn.metric("playlog_cdn_cache_hit_ratio") > ratio0
     assert cdn.metric("playlog_cdn_bytes_served_total") == served0 + 2000
     assert cdn.metric("playlog_cdn_cache_bytes") <= CACHE_BYTES
-    assert cdn.metric("playlog_cdn_cache_entries") <= 4  # big_file (1.5 MB > 1 MiB) is never admitted
+    assert (
+        cdn.metric("playlog_cdn_cache_entries") <= 4
+    )  # the big rendition (1.5 MB > 1 MiB) is never admitted
     _, _, body = cdn.request("GET", "/metrics")
     text = body.decode()
     assert 'playlog_cdn_requests_total{status="206"}' in text
