@@ -115,7 +115,7 @@ def royalties_command(
     fetch_live = _live_fetcher() if diff_live else None
     bad_count = 0
     if engine == "sql":
-        lines = _sql(source, period, lo, hi)
+        lines, bad_count = _sql(source, period, lo, hi)
     else:
         lines, bad_count = _fold(source, period, lo, hi, progress)
 
@@ -157,7 +157,8 @@ def _fold(
     return lines, len(report.bad)
 
 
-def _sql(source: str, period: str, lo: int | None, hi: int | None) -> list[StatementLine]:
+def _sql(source: str, period: str, lo: int | None, hi: int | None) -> tuple[list[StatementLine], int]:
+    """The sql engine (replay/sql_engine.py, DuckDB) on a file source; rejected lines are listed."""
     from replay.sources import describe_kind
 
     if describe_kind(source) == "kafka":
@@ -165,10 +166,23 @@ def _sql(source: str, period: str, lo: int | None, hi: int | None) -> list[State
     if lo is not None or hi is not None:
         raise PlaylogError("--from/--to are only supported by the fold engine")
     try:
-        compute_from_path = importlib.import_module("replay.sql_engine").compute_from_path
+        engine = importlib.import_module("replay.sql_engine")
+        compute_from_path = engine.compute_from_path
     except (ImportError, AttributeError) as exc:
         raise PlaylogError(f"sql engine unavailable: {exc}") from None
-    return list(compute_from_path(Path(source), period))
+    try:
+        if hasattr(engine, "compute"):  # the richer entry point also returns the rejected lines
+            result = engine.compute(Path(source), period)
+            lines, rejected = list(result.lines), list(getattr(result, "rejected", []))
+        else:
+            lines, rejected = list(compute_from_path(Path(source), period)), []
+    except ValueError as exc:  # the engine's own errors (SqlEngineError) are one-line messages
+        raise PlaylogError(f"sql engine: {exc}") from None
+    for lineno, reason in rejected:
+        click.echo(f"bad input: line {lineno}: {reason}", err=True)
+    if rejected:
+        click.echo(f"{len(rejected)} bad input item(s) excluded", err=True)
+    return lines, len(rejected)
 
 
 def _write(lines: list[StatementLine], out: str) -> None:
