@@ -39,6 +39,7 @@ class Record(NamedTuple):
 def producer_config(settings: Settings, **extra: object) -> dict:
     cfg: dict = {
         "bootstrap.servers": settings.bootstrap_servers,
+        "partitioner": "murmur2_random",  # the Java client's partitioner, as aiokafka (Faust) uses
         "enable.idempotence": True,  # implies acks=all, retries, max.in.flight<=5 with ordering kept
         "acks": "all",
         "linger.ms": 5,

@@ -1,0 +1,62 @@
+"""``playlog worker`` and ``playlog royalties``."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from playlog.config import load
+from playlog.errors import PlaylogError
+
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@click.command("worker")
+@click.option("--web-port", type=int, default=6066, show_default=True,
+              help="Port of this worker's web endpoint (/status, /royalties/PERIOD); one per worker.")
+@click.option("--name", default=None, help="Worker name (its RocksDB state dir); default w<web-port>.")
+@click.option("--loglevel", default="warning", show_default=True)
+def worker_command(web_port: int, name: str | None, loglevel: str) -> None:
+    """Run one stream-processing worker in the foreground until Ctrl-C.
+
+    Several workers (each with its own --web-port) share the partitions of the source topics.
+    """
+    from faust.worker import Worker
+
+    from processors.app import create_app
+
+    app = create_app(load(), web_port=web_port, name=name or f"w{web_port}")
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+@click.command("royalties")
+@click.option("--period", required=True, help="The statement period, YYYY-MM.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Statement file (CSV, or .parquet).")
+def royalties_command(period: str, out: str) -> None:
+    """Write the live royalty view's statement for PERIOD (format of spec/royalties.md).
+
+    Asks the running worker that holds the view (PLAYLOG_WORKER_URLS, default http://127.0.0.1:6066).
+    """
+    from processors.live import fetch_statement_csv
+    from processors.statement import parse_csv
+
+    if not PERIOD.match(period):
+        raise PlaylogError(f"--period must look like 2026-05, got {period!r}")
+    text = fetch_statement_csv(load(), period)
+    path = Path(out)
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        lines = parse_csv(text)
+        cols = ["period", "country", "product", "rightsholder_id", "track_id", "streams", "amount_micros"]
+        pq.write_table(pa.table({c: [getattr(r, c) for r in lines] for c in cols}), path)
+    else:
+        path.write_bytes(text.encode("utf-8"))
+    n = max(0, text.count("\n") - 1)
+    click.echo(f"{n} statement line(s) for {period} written to {out}", err=True)
+    sys.exit(0)
