@@ -286,7 +286,9 @@ def ingest_audio(catalog: SyntheticCatalog, data_dir: str | Path, sink, *, worke
     directory = Path(data_dir) / "masters" / f"synthetic-{catalog.seed}"
     catalog.write_masters(directory)
     first = min((a.occurred_at for a in catalog.audio), default=catalog.start_ms)
-    return ingest_directory(directory, data_dir, sink, occurred_at=first, workers=workers, progress=progress)
+    counter = iter(range(1 << 62))
+    return ingest_directory(directory, data_dir, sink, occurred_at=first, workers=workers, progress=progress,
+                            new_id=lambda: f"syn{catalog.seed}-audio-{next(counter):x}")  # deterministic too
 
 
 def generate(n: int, seed: int = 0, **options: object) -> Iterator[dict]:
