@@ -83,6 +83,8 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
         broker_commit_every=BATCH,
         broker_commit_interval=1.0,
         table_cleanup_interval=60.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         key_serializer="raw",
         value_serializer="raw",
         logging_config=None,
@@ -130,15 +132,30 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
                     key, value = pipeline.fact_of_event(codec, ev)
                     await inputs_t.send(key=key.encode(), value=value)
 
-    def ensure_rebuilt() -> None:
+    def owner() -> bool:
+        from faust.types import TP
+
+        return TP(prefix + "royalty.inputs", 0) in app.assignor.assigned_actives()
+
+    def ensure_rebuilt() -> bool:
+        """Build the in-memory view from the recovered table once this worker owns it."""
         if rebuilt["done"]:
-            return
+            return True
+        if not owner() or not app.tables.recovery.completed.is_set():
+            return False
         n = 0
         for _, raw in royalty_facts.items():
             view.apply(pipeline.parse_fact(raw))
             n += 1
         rebuilt["done"] = True
         log.info("royalty view rebuilt from %d stored facts", n)
+        return True
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        # the view may move to another worker: drop it; it is rebuilt from the table when owned again
+        view.__init__()
+        rebuilt["done"] = False
 
     @app.agent(inputs_t)
     async def royalty(stream: faust.StreamT) -> None:
@@ -167,16 +184,16 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
 
             if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
                 return self.json({"error": {"status": 400, "message": "period must be YYYY-MM"}}, status=400)
-            ensure_rebuilt()
+            if not ensure_rebuilt():
+                return self.json({"error": {"status": 503, "message": "this worker does not hold the royalty view (yet)"}},
+                                 status=503)
             return self.text(view.statement_csv(period), content_type="text/csv")
 
     @app.page("/status")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            from faust.types import TP
-
-            owner = TP(prefix + "royalty.inputs", 0) in app.assignor.assigned_actives()
-            return self.json({"owner": owner, "royalty_facts": view.facts, "periods": view.periods()})
+            ready = ensure_rebuilt()
+            return self.json({"owner": owner() and ready, "royalty_facts": view.facts, "periods": view.periods()})
 
     app.playlog_view = view  # type: ignore[attr-defined]
     app.playlog_tables = {"royalty_facts": royalty_facts}  # type: ignore[attr-defined]
