@@ -115,12 +115,14 @@ class RoyaltyState:
 # -- folding ------------------------------------------------------------------------------------
 def _index_add(state: RoyaltyState, pid: str, key: PlayKey) -> None:
     day = key[1] // DAY_MS
-    groups = state.by_period.get(period_of_day(day))
+    period = period_of_day(day)
+    groups = state.by_period.get(period)
     if groups is None:
-        groups = state.by_period[period_of_day(day)] = {}
-    members = groups.get((key[3], day))
+        groups = state.by_period[period] = {}
+    group_key = (key[3], day)
+    members = groups.get(group_key)
     if members is None:
-        groups[(key[3], day)] = {pid}
+        groups[group_key] = {pid}
     else:
         members.add(pid)
 
@@ -155,20 +157,18 @@ def _merge_play(state: RoyaltyState, pid: str, key: PlayKey, ms: int) -> None:
 
 def _on_play(state: RoyaltyState, ev: dict) -> None:
     pid = ev["play_id"]
-    started = ev["type"] == STARTED
+    rank = 0 if ev["type"] == STARTED else 1
+    ms = ev["ms_played"] if rank else 0
     acc = state.plays.get(pid)
     if acc is not None:
-        ms = 0 if started else ev["ms_played"]
         if ms > acc[1]:
             acc[1] = ms
         best = acc[0]
         # fast path: most events of a play neither start it nor precede its deciding event
-        if (not started and best[0] == 0) or (
-            (0 if started else 1) == best[0] and (ev["occurred_at"], ev["event_id"]) > (best[1], best[2])
-        ):
+        if rank > best[0] or (rank == best[0] and (ev["occurred_at"], ev["event_id"]) > (best[1], best[2])):
             return
     key = (
-        0 if started else 1,
+        rank,
         ev["occurred_at"],
         ev["event_id"],
         ev["user_id"],
@@ -176,7 +176,11 @@ def _on_play(state: RoyaltyState, ev: dict) -> None:
         ev["country"],
         ev["product"],
     )
-    _merge_play(state, pid, key, 0 if started else ev["ms_played"])
+    if acc is None:
+        state.plays[pid] = [key, ms]
+        _index_add(state, pid, key)
+    else:
+        _merge_play(state, pid, key, ms)
 
 
 def _on_track_ingested(state: RoyaltyState, ev: dict) -> None:

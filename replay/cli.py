@@ -106,12 +106,14 @@ def royalties_command(
 
     \b
     Exit status: 0 done; 1 --diff-live found differences; 2 usage or input error (nothing written);
-    3 bad input was listed (statement written from the good events).
+    3 bad input was listed (statement written from the good events). 1 wins over 3.
     """
     lo, hi = _instant("--from", from_), _instant("--to", to)
     if lo is not None and hi is not None and hi <= lo:
         raise PlaylogError("--to must be after --from")
 
+    if diff_live and out == "-":
+        raise PlaylogError("--diff-live prints the differences on stdout: give --out a file")
     fetch_live = _live_fetcher() if diff_live else None
     bad_count = 0
     if engine == "sql":

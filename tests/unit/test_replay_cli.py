@@ -313,3 +313,39 @@ def test_archive_rows_become_in_memory_events(tmp_path: Path) -> None:
 def test_empty_directory_is_not_an_archive(tmp_path: Path) -> None:
     result = invoke("--period", "2026-05", "--source", str(tmp_path), "--out", str(tmp_path / "x.csv"))
     assert isinstance(result.exception, PlaylogError) and "no Parquet files" in str(result.exception)
+
+
+# -- Kafka (the transport is faked here; tests/integration covers the real broker) -------------
+def test_kafka_source_decodes_records_and_lists_bad_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playlog.config import load
+    from topics.catalog import topic_of
+    from topics.consumer import Record
+
+    codec = default_codec()
+    events = load_fixture()
+    settings = load()
+    records = [
+        Record(settings.topic_prefix + topic_of(e["type"]), 0, i, None, codec.encode(e), 0)
+        for i, e in enumerate(events)
+    ]
+    records.insert(7, Record(settings.topic_prefix + "listening", 1, 5, None, b"\x00garbage", 0))
+    records.insert(9, Record(settings.topic_prefix + "listening", 1, 6, None, None, 0))
+    asked: list[list[str]] = []
+
+    def fake_iter_records(settings_: object, topics: list[str], **kwargs: object):  # noqa: ANN202
+        asked.append(topics)
+        assert kwargs.get("until_end") is True
+        return iter(records)
+
+    monkeypatch.setattr("topics.consumer.iter_records", fake_iter_records)
+    out = tmp_path / "may.csv"
+    result = invoke("--period", "2026-05", "--source", "kafka", "--out", str(out))
+    assert result.exit_code == 3
+    assert out.read_bytes() == expected("2026-05")
+    assert asked == [sorted(settings.topic_prefix + t for t in ("catalog", "finance", "listening", "rights"))]
+    bad = [line for line in result.stderr.splitlines() if line.startswith("bad input: ")]
+    listening = settings.topic_prefix + "listening"
+    assert len(bad) == 2 and bad[0].startswith(f"bad input: {listening}[1]@5: unknown schema id")
+    assert bad[1] == f"bad input: {listening}[1]@6: record has no value"
