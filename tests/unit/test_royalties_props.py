@@ -8,13 +8,18 @@ aliases, ties, window boundaries, the loop cap and impossible listening collide 
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
+import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.royalties import fold, statement, tally
 from processors.statement import StatementLine
+from schemas.codec import default_codec
 from schemas.timefmt import parse_ts, period_of
 from tests.unit.test_royalties import Events
 
@@ -200,3 +205,15 @@ def test_lines_of_a_country_product_with_streams_sum_to_the_pool(events: list[di
         for r in mine:
             assert 0 < r.streams <= s and r.amount_micros >= 0
     assert {(r.country, r.product) for r in lines} == set(streams)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=event_sets())
+def test_sql_engine_agrees_with_the_fold(events: list[dict]) -> None:
+    """One statement whatever the engine: the replay's sql engine (DuckDB) against the fold."""
+    sql_engine = pytest.importorskip("replay.sql_engine")
+    codec = default_codec()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(codec.to_json(e)) + b"\n" for e in events))
+        assert sorted(sql_engine.compute_from_path(path, PERIOD)) == statement(fold(events), PERIOD)
