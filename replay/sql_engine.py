@@ -114,16 +114,25 @@ def statement_sql(lo: int, hi: int) -> str:
     """
     return f"""
 WITH
-play_ev AS (
-  SELECT play_id, type, occurred_at, event_id, user_id, track_id, country, product, ms_played
-  FROM ev WHERE type IN ('play.started', 'play.progress', 'play.skipped', 'play.completed')
+started AS (  -- per play: its earliest play.started (occurred_at, event_id) and that event's attributes
+  SELECT play_id, min({{'t': occurred_at, 'e': event_id, 'u': user_id, 'tr': track_id, 'c': country, 'p': product}}) AS d
+  FROM ev WHERE type = 'play.started' GROUP BY play_id
 ),
-plays AS (  -- deciding event = earliest play.started, else earliest event (rank, occurred_at, event_id)
-  SELECT play_id,
-         arg_min({{'t': occurred_at, 'u': user_id, 'tr': track_id, 'c': country, 'p': product}},
-                 {{'r': CASE WHEN type = 'play.started' THEN 0 ELSE 1 END, 't': occurred_at, 'e': event_id}}) AS d,
-         coalesce(max(ms_played), 0) AS ms
-  FROM play_ev GROUP BY play_id
+later AS (  -- per play: the largest ms_played of its progress/skipped/completed events
+  SELECT play_id, max(ms_played) AS ms
+  FROM ev WHERE type IN ('play.progress', 'play.skipped', 'play.completed') GROUP BY play_id
+),
+headless AS (  -- plays without any play.started: decided by their earliest event
+  SELECT e.play_id, min({{'t': e.occurred_at, 'e': e.event_id, 'u': e.user_id, 'tr': e.track_id, 'c': e.country,
+                         'p': e.product}}) AS d
+  FROM ev e SEMI JOIN (SELECT play_id FROM later ANTI JOIN started USING (play_id)) h ON h.play_id = e.play_id
+  WHERE e.type IN ('play.progress', 'play.skipped', 'play.completed')
+  GROUP BY e.play_id
+),
+plays AS (
+  SELECT s.play_id, s.d, coalesce(l.ms, 0) AS ms FROM started s LEFT JOIN later l USING (play_id)
+  UNION ALL
+  SELECT h.play_id, h.d, l.ms FROM headless h JOIN later l USING (play_id)
 ),
 pp AS (
   SELECT play_id, d.t AS pt, d.u AS user_id, d.tr AS track_id, d.c AS country, d.p AS product, ms,
@@ -149,6 +158,12 @@ rights AS (
   WHERE r.type = 'rights.changed'
   GROUP BY ALL
 ),
+rights_iv AS (
+  SELECT *, lead(t) OVER (PARTITION BY canon, territory ORDER BY t) AS t_next FROM rights
+),
+shares_iv AS (
+  SELECT *, lead(t) OVER (PARTITION BY isrc ORDER BY t) AS t_next FROM shares
+),
 takedowns AS (
   SELECT canon, terr, min(t) AS first_t FROM (
     SELECT coalesce(m.canon, d.track_id) AS canon, unnest(d.territories) AS terr, d.occurred_at AS t
@@ -160,34 +175,42 @@ pools AS (
   FROM ev WHERE type = 'royalty.pool_declared' AND period = strftime(make_timestamp({lo}::BIGINT * 1000), '%Y-%m')
   GROUP BY ALL
 ),
-judged AS (
-  SELECT pp.*, m.canon, m.canon_isrc,
-         sum(pp.ms) OVER (PARTITION BY pp.user_id, pp.day) AS user_day_ms
-  FROM pp LEFT JOIN tmap m ON m.track_id = pp.track_id
+impossible AS (  -- (user, day) whose plays sum over the daily limit: none of them count
+  SELECT user_id, day FROM pp GROUP BY ALL HAVING sum(ms) > {DAILY_MS_LIMIT}
 ),
-with_rights AS (
-  SELECT j.*, r.w AS w FROM judged j
-  ASOF LEFT JOIN rights r ON j.canon = r.canon AND j.country = r.territory AND j.pt >= r.t
+cand AS (
+  SELECT pp.play_id, pp.pt, pp.user_id, pp.country, pp.product, pp.day, m.canon, m.canon_isrc
+  FROM pp JOIN tmap m ON m.track_id = pp.track_id
+  WHERE pp.ms >= {MIN_STREAM_MS}
+    AND NOT EXISTS (SELECT 1 FROM impossible i WHERE i.user_id = pp.user_id AND i.day = pp.day)
 ),
-with_shares AS (
+with_rights AS (  -- the rights version in force at play time: [t, next t) of its (canon, territory)
+  SELECT j.*, r.w AS w FROM cand j
+  JOIN rights_iv r ON j.canon = r.canon AND j.country = r.territory AND j.pt >= r.t
+                      AND (r.t_next IS NULL OR j.pt < r.t_next)
+),
+with_shares AS (  -- the ingest of the canonical ISRC in force at play time
   SELECT j.*, s.rightsholders FROM with_rights j
-  ASOF LEFT JOIN shares s ON j.canon_isrc = s.isrc AND j.pt >= s.t
+  JOIN shares_iv s ON j.canon_isrc = s.isrc AND j.pt >= s.t AND (s.t_next IS NULL OR j.pt < s.t_next)
+  WHERE j.w.a AND (j.w.f IS NULL OR j.w.f <= j.pt) AND (j.w.v IS NULL OR j.pt < j.w.v)
 ),
 eligible AS (
-  SELECT j.* FROM with_shares j
+  SELECT j.play_id, j.pt, j.user_id, j.country, j.product, j.day, j.canon, j.rightsholders
+  FROM with_shares j
   LEFT JOIN takedowns tc ON tc.canon = j.canon AND tc.terr = j.country
   LEFT JOIN takedowns ta ON ta.canon = j.canon AND ta.terr = '*'
-  WHERE j.ms >= {MIN_STREAM_MS}
-    AND j.canon IS NOT NULL
-    AND j.w IS NOT NULL AND j.w.a
-    AND (j.w.f IS NULL OR j.w.f <= j.pt) AND (j.w.v IS NULL OR j.pt < j.w.v)
-    AND (tc.first_t IS NULL OR tc.first_t > j.pt) AND (ta.first_t IS NULL OR ta.first_t > j.pt)
-    AND j.rightsholders IS NOT NULL
-    AND j.user_day_ms <= {DAILY_MS_LIMIT}
+  WHERE (tc.first_t IS NULL OR tc.first_t > j.pt) AND (ta.first_t IS NULL OR ta.first_t > j.pt)
+),
+loops AS (  -- (user, canon, day) with more eligible plays than the loop cap
+  SELECT user_id, canon, day FROM eligible GROUP BY ALL HAVING count(*) > {LOOP_CAP}
 ),
 streams AS (
-  SELECT * FROM eligible
-  QUALIFY row_number() OVER (PARTITION BY user_id, canon, day ORDER BY pt, play_id) <= {LOOP_CAP}
+  SELECT e.* FROM eligible e
+  WHERE NOT EXISTS (SELECT 1 FROM loops l WHERE l.user_id = e.user_id AND l.canon = e.canon AND l.day = e.day)
+  UNION ALL
+  SELECT * FROM (
+    SELECT e.* FROM eligible e SEMI JOIN loops l ON l.user_id = e.user_id AND l.canon = e.canon AND l.day = e.day
+  ) QUALIFY row_number() OVER (PARTITION BY user_id, canon, day ORDER BY pt, play_id) <= {LOOP_CAP}
 ),
 totals AS (SELECT country, product, count(*) AS s FROM streams GROUP BY ALL),
 raw_lines AS (
@@ -221,6 +244,7 @@ ORDER BY country, product, rightsholder_id, track_id
 def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
