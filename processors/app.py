@@ -30,9 +30,10 @@ from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
 from playlog.config import Settings, load
-from processors import pipeline
+from processors import pipeline, views
 from processors.pipeline import RawRecord
 from schemas.codec import default_codec
+from topics.catalog import topic_spec
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,37 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
                     continue
                 with in_event(e):
                     royalty_facts[key] = raw
+
+    # -- per-key views for the API's read replicas ------------------------------------------
+    def make_view_agent(spec: views.ViewSpec) -> None:
+        # changelog co-partitioned with the source topic (same count, same key)
+        table = app.Table(f"view_{spec.name}", key_type=str, value_type=bytes,
+                          partitions=topic_spec(spec.source_topics[0]).partitions)
+        src = app.topic(*(prefix + t for t in spec.source_topics), key_type=bytes, value_type=bytes)
+        out_t = topic(f"view.{spec.name}")
+
+        def write(key: str, raw: bytes, source: Any) -> None:
+            with in_event(source):
+                table[key] = raw
+
+        async def agent(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(BATCH, within=WITHIN):
+                pairs = [(_raw(e), e) for e in events]
+                good, dead = pipeline.decode_batch(codec, [r for r, _ in pairs])
+                by_rec = {(r.topic, r.partition, r.offset): e for r, e in pairs}
+                # only the views' own source topic reports undecodable records (no double dead letters)
+                await send_dead([d for d in dead if d.record.topic == prefix + spec.source_topics[0]])
+                items = [(by_rec[(r.topic, r.partition, r.offset)], ev) for r, ev in good]
+                published, refused = views.apply_batch(spec, table, items, write)
+                await send_dead([pipeline.Dead(_raw(src_ev), f"{spec.name}: {reason}") for src_ev, reason in refused])
+                for key, (_, doc) in published.items():
+                    await out_t.send(key=key.encode(), value=views.dumps(doc))
+
+        agent.__name__ = f"view_{spec.name}"
+        app.agent(src, name=f"view_{spec.name}")(agent)
+
+    for spec in views.VIEWS:
+        make_view_agent(spec)
 
     @app.page("/royalties/{period}")
     class RoyaltyStatement(View):
