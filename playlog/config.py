@@ -14,6 +14,9 @@
 | PLAYLOG_TOPIC_PREFIX | playlog. | prefix of every topic name |
 | PLAYLOG_KAFKA_CONTROLLER_PORT | 9093 | KRaft controller port of the local broker |
 | PLAYLOG_LOG_LEVEL | INFO | logging level |
+| PLAYLOG_CDN_CACHE_BYTES | 268435456 | CDN edge cache budget (bytes) |
+| PLAYLOG_WORKER_URLS | http://127.0.0.1:6066 | worker web endpoints (live royalty view), comma separated |
+| PLAYLOG_KAFKA_JARS | ~/.cache/playlog/kafka-3.9.1/libs | where the local broker's jars are kept |
 """
 
 from __future__ import annotations
