@@ -349,3 +349,26 @@ def test_kafka_source_decodes_records_and_lists_bad_ones(
     listening = settings.topic_prefix + "listening"
     assert len(bad) == 2 and bad[0].startswith(f"bad input: {listening}[1]@5: unknown schema id")
     assert bad[1] == f"bad input: {listening}[1]@6: record has no value"
+
+
+def test_archive_written_by_the_archive_sink_layout_round_trips(tmp_path: Path) -> None:
+    archive_schema = pytest.importorskip("sinks.archive_schema")
+    from topics.catalog import key_of, topic_of
+
+    codec = default_codec()
+    queued = codec.from_json({"type": "player.play_requested", "event_id": "pq1", "occurred_at": "2026-05-03T00:00:00Z",
+                              "user_id": "u1", "device_id": "d", "track_ids": ["t001"], "context_uri": None,
+                              "offset": 7, "position_ms": 0})  # fmt: skip
+    events = [*load_fixture(), queued]
+    records = [(topic_of(e["type"]), 0, i, key_of(e), e) for i, e in enumerate(events)]
+    for (topic, partition, date), recs in archive_schema.group_by_file(records).items():
+        path = archive_schema.file_path(tmp_path, topic, date, partition, recs[0][2], recs[-1][2])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(archive_schema.records_to_table(recs), path)
+    report = SourceReport()
+    got = list(iter_archive(tmp_path, report, progress=False))
+    assert sorted(got, key=lambda e: e["event_id"]) == sorted(events, key=lambda e: e["event_id"])
+    assert next(e for e in got if e["event_id"] == "pq1")["offset"] == 7  # stored as ev_offset
+    out = tmp_path / "may.csv"
+    assert invoke("--period", "2026-05", "--source", str(tmp_path), "--out", str(out)).exit_code == 0
+    assert out.read_bytes() == expected("2026-05")
