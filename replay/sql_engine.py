@@ -63,6 +63,7 @@ COLUMNS: dict[str, str] = {
     "country": "VARCHAR",
     "product": "VARCHAR",
     "ms_played": "INTEGER",
+    "context_uri": "VARCHAR",
     "isrc": "VARCHAR",
     "rightsholders": RS_TYPE,
     "territory": "VARCHAR",
@@ -107,35 +108,39 @@ def period_bounds(period: str) -> tuple[int, int]:
 
 
 # -- the statement in SQL ---------------------------------------------------------------------
-def statement_sql(lo: int, hi: int) -> str:
+def statement_sql(lo: int, hi: int, kind: str = "statement") -> str:
     """The royalty statement over a relation ``ev`` (COLUMNS) for plays with play_time in [lo, hi).
 
-    Output columns: country, product, rightsholder_id, track_id, streams, amount_micros.
+    ``kind="statement"``: country, product, rightsholder_id, track_id, streams, amount_micros.
+    ``kind="plays"``: every play of the period (PLAY_COLUMNS) with its ``is_stream`` verdict.
     """
     return f"""
 WITH
 started AS (  -- per play: its earliest play.started (occurred_at, event_id) and that event's attributes
-  SELECT play_id, min({{'t': occurred_at, 'e': event_id, 'u': user_id, 'tr': track_id, 'c': country, 'p': product}}) AS d
+  SELECT play_id, min({{'t': occurred_at, 'e': event_id, 'u': user_id, 'tr': track_id, 'c': country, 'p': product,
+                       'cx': context_uri}}) AS d
   FROM ev WHERE type = 'play.started' GROUP BY play_id
 ),
 later AS (  -- per play: the largest ms_played of its progress/skipped/completed events
-  SELECT play_id, max(ms_played) AS ms
+  SELECT play_id, max(ms_played) AS ms, bool_or(type = 'play.skipped') AS skipped
   FROM ev WHERE type IN ('play.progress', 'play.skipped', 'play.completed') GROUP BY play_id
 ),
 headless AS (  -- plays without any play.started: decided by their earliest event
   SELECT e.play_id, min({{'t': e.occurred_at, 'e': e.event_id, 'u': e.user_id, 'tr': e.track_id, 'c': e.country,
-                         'p': e.product}}) AS d
+                         'p': e.product, 'cx': e.context_uri}}) AS d
   FROM ev e SEMI JOIN (SELECT play_id FROM later ANTI JOIN started USING (play_id)) h ON h.play_id = e.play_id
   WHERE e.type IN ('play.progress', 'play.skipped', 'play.completed')
   GROUP BY e.play_id
 ),
 plays AS (
-  SELECT s.play_id, s.d, coalesce(l.ms, 0) AS ms FROM started s LEFT JOIN later l USING (play_id)
+  SELECT s.play_id, s.d, coalesce(l.ms, 0) AS ms, coalesce(l.skipped, false) AS skipped
+  FROM started s LEFT JOIN later l USING (play_id)
   UNION ALL
-  SELECT h.play_id, h.d, l.ms FROM headless h JOIN later l USING (play_id)
+  SELECT h.play_id, h.d, l.ms, l.skipped FROM headless h JOIN later l USING (play_id)
 ),
 pp AS (
-  SELECT play_id, d.t AS pt, d.u AS user_id, d.tr AS track_id, d.c AS country, d.p AS product, ms,
+  SELECT play_id, d.t AS pt, d.u AS user_id, d.tr AS track_id, d.c AS country, d.p AS product, ms, skipped,
+         d.cx AS context_uri,
          CASE WHEN d.t >= 0 THEN d.t // {DAY_MS} ELSE -((-d.t - 1) // {DAY_MS}) - 1 END AS day
   FROM plays WHERE d.t >= {lo} AND d.t < {hi}
 ),
@@ -233,11 +238,26 @@ ranked AS (
          row_number() OVER (PARTITION BY country, product ORDER BY rem DESC, rightsholder_id, track_id) AS rk
   FROM exact
 )
-SELECT country, product, rightsholder_id, track_id, streams::BIGINT AS streams,
+{_final(kind)}
+"""
+
+
+def _final(kind: str) -> str:
+    if kind == "statement":
+        return """SELECT country, product, rightsholder_id, track_id, streams::BIGINT AS streams,
        (fl + CASE WHEN rk <= leftover THEN 1 ELSE 0 END)::BIGINT AS amount_micros
 FROM ranked
-ORDER BY country, product, rightsholder_id, track_id
-"""
+ORDER BY country, product, rightsholder_id, track_id"""
+    if kind == "plays":
+        return """SELECT pp.play_id, pp.user_id, pp.track_id, m.canon, pp.country, pp.product, pp.context_uri,
+       pp.pt AS play_time_ms, pp.day, pp.ms, pp.skipped, (s.play_id IS NOT NULL) AS is_stream
+FROM pp LEFT JOIN tmap m ON m.track_id = pp.track_id LEFT JOIN streams s ON s.play_id = pp.play_id
+ORDER BY pp.play_id"""
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+PLAY_COLUMNS = ("play_id", "user_id", "track_id", "canon", "country", "product", "context_uri", "play_time_ms",
+                "day", "ms", "skipped", "is_stream")
 
 
 # -- sources ------------------------------------------------------------------------------------
