@@ -15,7 +15,6 @@ import pytest
 from playlog.config import Settings, load
 
 
-
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaHandle]:
     from topics.localkafka import LocalKafka, free_port

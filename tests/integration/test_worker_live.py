@@ -11,11 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from processors.procs import WorkerProcess
+from processors.procs import wait_caught_up as _wait
 from schemas.codec import default_codec
-from tests.integration.workers import WorkerProcess, wait_caught_up
 from topics.admin import create_topics
 from topics.consumer import iter_records
 from topics.producer import EventProducer
+
+
+def wait_caught_up(settings, worker, timeout: float = 180.0) -> None:
+    _wait(settings, [worker], timeout)
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 codec = default_codec()
