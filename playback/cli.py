@@ -1,4 +1,4 @@
-"""Verbs of the delivery side: ``playlog cdn``, ``playlog token`` (and the ``api`` placeholder)."""
+"""Verbs of the delivery side: ``playlog api``, ``playlog cdn``, ``playlog token``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,40 @@ from playlog.errors import PlaylogError
 
 
 @click.command("api")
-def api_command() -> None:
-    """Run the playback API (not built yet)."""
-    raise PlaylogError("the playback API is not built yet")
+@click.option("--host", default=None, help="Bind address (default PLAYLOG_API_HOST, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default PLAYLOG_API_PORT, 8700)."
+)
+def api_command(host: str | None, port: int | None) -> None:
+    """Run the playback API in the foreground until Ctrl-C.
+
+    Follows the view topics (and the player and listening topics) of PLAYLOG_TOPIC_PREFIX on
+    PLAYLOG_BOOTSTRAP_SERVERS into in-memory replicas, serves the Spotify-shaped /v1 routes (bearer
+    tokens: playlog token USER_ID), /openapi.json, /metrics and /healthz (503 until caught up).
+    Segment URLs point at PLAYLOG_CDN_BASE_URL, signed with PLAYLOG_SIGNING_KEYS.
+    """
+    from playback import api
+    from playlog.config import load
+
+    try:
+        settings = load()
+    except ValueError as exc:
+        raise PlaylogError(str(exc)) from None
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    click.echo(
+        f"API on http://{host}:{port} (topics {settings.topic_prefix}*, broker {settings.bootstrap_servers}, "
+        f"CDN {settings.cdn_base_url}); Ctrl-C to stop",
+        err=True,
+    )
+    try:
+        api.run(settings, host, port)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise PlaylogError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (set PLAYLOG_API_PORT or --port)"
+            ) from None
+        raise
 
 
 @click.command("cdn")

@@ -1,0 +1,256 @@
+"""The OpenAPI 3 document of the playback API (served at ``/openapi.json``).
+
+Schemas say what every response carries at least (``required``) and leave room for more fields
+(``additionalProperties`` is not closed), as the Spotify Web API's own objects grow over time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    if "$ref" in schema:
+        return {"allOf": [schema], "nullable": True}
+    return {**schema, "nullable": True}
+
+
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict:
+    props = {**required, **(optional or {})}
+    return {"type": "object", "required": list(required), "properties": props}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({"status": INT, "message": STR})}),
+    "ArtistRef": _obj({"id": STR, "name": _nullable(STR), "type": {"type": "string", "enum": ["artist"]}, "uri": STR, "href": STR}),
+    "Artist": {"allOf": [_ref("ArtistRef"), _obj({"genres": {"type": "array", "items": STR}})]},
+    "Album": _obj(
+        {"id": STR, "name": _nullable(STR), "type": {"type": "string", "enum": ["album"]}, "uri": STR, "href": STR,
+         "artists": {"type": "array", "items": _ref("ArtistRef")}},
+        {"release_date": _nullable(STR), "label": _nullable(STR), "images": {"type": "array"}},
+    ),
+    "Track": _obj(
+        {"id": STR, "type": {"type": "string", "enum": ["track"]}, "uri": STR, "href": STR, "name": _nullable(STR),
+         "artists": {"type": "array", "items": _ref("ArtistRef")}, "album": _nullable(_ref("Album")),
+         "duration_ms": _nullable(INT), "explicit": BOOL, "popularity": {"type": "integer", "minimum": 0,
+                                                                          "maximum": 100}},
+        {"is_playable": BOOL, "external_ids": {"type": "object"}, "genres": {"type": "array", "items": STR},
+         "restrictions": _obj({"reason": STR}), "has_audio": BOOL,
+         "linked_from": _obj({"id": STR, "type": STR, "uri": STR})},
+    ),
+    "Page": _obj({"href": STR, "items": {"type": "array"}, "limit": INT, "offset": INT, "total": INT,
+                  "next": _nullable(STR), "previous": _nullable(STR)}),
+    "SearchResult": _obj({}, {
+        "tracks": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Track")}})]},
+        "artists": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Artist")}})]},
+        "albums": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Album")}})]},
+    }),
+    "Device": _obj({"id": STR, "is_active": BOOL, "name": _nullable(STR), "type": _nullable(STR),
+                    "volume_percent": _nullable(INT)}),
+    "PlaybackState": _obj({
+        "device": _ref("Device"), "timestamp": INT, "progress_ms": INT, "is_playing": BOOL,
+        "item": _nullable(_ref("Track")), "context": _nullable(_obj({"uri": STR})),
+        "currently_playing_type": STR, "queue_position": INT, "queue": {"type": "array", "items": STR},
+        "repeat_state": STR, "shuffle_state": BOOL,
+    }),
+    "Rung": _obj({
+        "file_id": STR, "codec": STR, "container": STR, "bitrate_kbps": INT, "sample_rate_hz": INT,
+        "segment_ms": INT, "segment_count": INT, "byte_size": INT, "loudness_lufs": {"type": "number"},
+        "true_peak_dbtp": {"type": "number"}, "gain_db": {"type": "number"},
+        "segments": {"type": "array", "items": STR},
+    }),
+    "Manifest": _obj(
+        {"track_id": STR, "uri": STR, "product": STR, "target_lufs": {"type": "number"}, "expires_at": INT,
+         "expires_at_iso": STR, "rungs": {"type": "array", "items": _ref("Rung")}},
+        {"linked_from": _obj({"id": STR, "uri": STR})},
+    ),
+    "EventsAccepted": _obj({"accepted": INT}),
+    "EventsRejected": _obj({
+        "error": _obj({"status": INT, "message": STR}), "accepted": INT,
+        "rejected": {"type": "array", "items": _obj({"index": INT, "reason": STR}, {"event_id": _nullable(STR)})},
+    }),
+    "Shelf": _obj({"id": STR, "title": STR, "context": _obj({"kind": STR, "ids": {"type": "array"}}),
+                   "track_ids": {"type": "array", "items": STR}, "items": {"type": "array", "items": _ref("Track")}}),
+    "Home": _obj({"country": STR, "shelves": {"type": "array", "items": _ref("Shelf")}}),
+    "PlaylistTrack": _obj({"added_at": STR, "added_by": _obj({"id": STR}), "track": _obj({"id": STR, "uri": STR})}),
+    "Playlist": _obj({
+        "id": STR, "type": {"type": "string", "enum": ["playlist"]}, "uri": STR, "href": STR, "name": STR, "public": BOOL,
+        "collaborative": BOOL, "owner": _obj({"id": STR}), "snapshot_id": STR,
+        "tracks": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("PlaylistTrack")}})]},
+    }),
+    "Snapshot": _obj({"snapshot_id": STR}),
+    "PlayRequest": {
+        "type": "object",
+        "properties": {
+            "uris": {"type": "array", "items": STR, "minItems": 1, "maxItems": 100},
+            "context_uri": STR,
+            "offset": {"type": "object", "properties": {"position": {"type": "integer", "minimum": 0}, "uri": STR}},
+            "position_ms": {"type": "integer", "minimum": 0},
+            "device_id": STR,
+        },
+    },
+    "TransferRequest": _obj({"device_ids": {"type": "array", "items": STR, "minItems": 1, "maxItems": 1}},
+                            {"play": BOOL}),
+    "EventsRequest": {
+        "oneOf": [
+            _obj({"events": {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1000}}),
+            {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1000},
+        ]
+    },
+    "CreatePlaylist": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 300}},
+                           {"public": BOOL, "collaborative": BOOL, "description": STR}),
+    "AddTracks": _obj({"uris": {"type": "array", "items": STR, "minItems": 1, "maxItems": 100}},
+                      {"position": {"type": "integer", "minimum": 0}, "snapshot_id": STR}),
+    "RemoveTracks": _obj({"tracks": {"type": "array", "items": _obj({"uri": STR}), "minItems": 1, "maxItems": 100}},
+                         {"snapshot_id": STR}),
+    "ReorderTracks": {
+        "type": "object",
+        "properties": {"range_start": {"type": "integer", "minimum": 0},
+                       "insert_before": {"type": "integer", "minimum": 0},
+                       "range_length": {"type": "integer", "minimum": 1},
+                       "snapshot_id": STR, "uris": {"type": "array", "items": STR}},
+    },
+}
+
+ERRORS = {
+    "400": "Bad request (invalid parameter or body)",
+    "401": "Missing, bad or expired access token",
+    "403": "Forbidden (not playable here, not registered, not allowed to edit)",
+    "404": "Not found",
+    "409": "Conflict (stale snapshot_id)",
+    "413": "Body too large",
+    "503": "Could not record the change (broker unavailable)",
+}
+
+
+def _resp(description: str, schema: dict | None = None) -> dict:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out["content"] = {JSON: {"schema": schema}}
+    return out
+
+
+def _errors(*codes: str) -> dict:
+    return {c: _resp(ERRORS[c], _ref("Error")) for c in codes}
+
+
+def _q(name: str, schema: dict, required: bool = False, description: str = "") -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _p(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+
+
+def _body(schema_name: str, required: bool = True) -> dict:
+    return {"required": required, "content": {JSON: {"schema": _ref(schema_name)}}}
+
+
+def _op(op_id: str, summary: str, responses: dict, *, params: list | None = None, body: dict | None = None,
+        errors: tuple[str, ...] = ("400", "401", "403", "404")) -> dict:
+    op: dict[str, Any] = {"operationId": op_id, "summary": summary, "responses": {**responses, **_errors(*errors)}}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    return op
+
+
+NO_CONTENT = {"204": _resp("Done")}
+WRITE_ERRORS = ("400", "401", "403", "404", "409", "413", "503")
+DEVICE = _q("device_id", STR, description="Target device (default: the active one)")
+
+
+def spec(server_url: str | None = None) -> dict:
+    """The OpenAPI document (``server_url``: the base URL to advertise)."""
+    market = _q("market", {"type": "string"}, description="ISO 3166-1 alpha-2 code or from_token")
+    paths = {
+        "/v1/search": {"get": _op(
+            "search", "Search tracks, artists and albums (typo-tolerant, popularity-boosted)",
+            {"200": _resp("Results per type", _ref("SearchResult"))},
+            params=[_q("q", {"type": "string"}, True), _q("type", STR, description="track,artist,album"), market,
+                    _q("limit", {"type": "integer", "minimum": 0, "maximum": 50}),
+                    _q("offset", {"type": "integer", "minimum": 0, "maximum": 1000})],
+            errors=("400", "401", "403", "503"))},
+        "/v1/tracks/{id}": {"get": _op(
+            "getTrack", "A track (alias ids resolve to the canonical track, with linked_from)",
+            {"200": _resp("The track", _ref("Track"))}, params=[_p("id"), market])},
+        "/v1/me/player/play": {"put": _op(
+            "startPlayback", "Start/resume playback (rights checked for the user's country)", NO_CONTENT,
+            params=[DEVICE], body=_body("PlayRequest", required=False), errors=WRITE_ERRORS)},
+        "/v1/me/player": {
+            "get": _op("getPlaybackState", "The player state (204 when nothing is playing)",
+                       {"200": _resp("Playback state", _ref("PlaybackState")), "204": _resp("No playback")},
+                       errors=("401",)),
+            "put": _op("transferPlayback", "Transfer playback to another of the user's devices", NO_CONTENT,
+                       body=_body("TransferRequest"), errors=WRITE_ERRORS),
+        },
+        "/v1/me/player/pause": {"put": _op("pausePlayback", "Pause", NO_CONTENT, params=[DEVICE],
+                                           errors=WRITE_ERRORS)},
+        "/v1/me/player/seek": {"put": _op(
+            "seek", "Seek", NO_CONTENT,
+            params=[_q("position_ms", {"type": "integer", "minimum": 0}, True), DEVICE], errors=WRITE_ERRORS)},
+        "/v1/me/player/next": {"post": _op("skipNext", "Skip to next", NO_CONTENT, params=[DEVICE],
+                                           errors=WRITE_ERRORS)},
+        "/v1/me/player/previous": {"post": _op("skipPrevious", "Skip to previous", NO_CONTENT, params=[DEVICE],
+                                               errors=WRITE_ERRORS)},
+        "/v1/me/player/queue": {"post": _op(
+            "addToQueue", "Add a track to the queue", NO_CONTENT,
+            params=[_q("uri", {"type": "string"}, True), DEVICE], errors=WRITE_ERRORS)},
+        "/v1/me/player/volume": {"put": _op(
+            "setVolume", "Set the volume of a device", NO_CONTENT,
+            params=[_q("volume_percent", {"type": "integer", "minimum": 0, "maximum": 100}, True), DEVICE],
+            errors=WRITE_ERRORS)},
+        "/v1/playback/{track_id}/manifest": {"get": _op(
+            "getManifest", "Stream manifest: rungs for the tier with signed CDN segment URLs",
+            {"200": _resp("Manifest", _ref("Manifest"))}, params=[_p("track_id")])},
+        "/v1/events": {"post": _op(
+            "postEvents", "A batch of play.* events: validated, produced; 400 lists rejected ones",
+            {"202": _resp("All accepted", _ref("EventsAccepted")),
+             "400": _resp("Some or all rejected (the valid ones were recorded)",
+                          {"anyOf": [_ref("EventsRejected"), _ref("Error")]})},
+            body=_body("EventsRequest"), errors=("401", "413", "503"))},
+        "/v1/views/home": {"get": _op(
+            "getHome", "Personalized shelves", {"200": _resp("Shelves", _ref("Home"))},
+            params=[_q("limit", {"type": "integer", "minimum": 1, "maximum": 50})], errors=("400", "401", "403"))},
+        "/v1/users/{user_id}/playlists": {"post": _op(
+            "createPlaylist", "Create a playlist (only for yourself)",
+            {"201": _resp("Created", _ref("Playlist"))}, params=[_p("user_id")], body=_body("CreatePlaylist"),
+            errors=WRITE_ERRORS)},
+        "/v1/playlists/{id}": {"get": _op(
+            "getPlaylist", "A playlist", {"200": _resp("Playlist", _ref("Playlist"))}, params=[_p("id")])},
+        "/v1/playlists/{id}/tracks": {
+            "post": _op("addTracks", "Add tracks", {"201": _resp("New snapshot", _ref("Snapshot"))},
+                        params=[_p("id"), _q("uris", STR), _q("position", {"type": "integer", "minimum": 0})],
+                        body=_body("AddTracks", required=False), errors=WRITE_ERRORS),
+            "delete": _op("removeTracks", "Remove every occurrence of tracks",
+                          {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[_p("id")],
+                          body=_body("RemoveTracks"), errors=WRITE_ERRORS),
+            "put": _op("reorderTracks", "Reorder (range_start/insert_before/range_length) or replace (uris)",
+                       {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[_p("id")],
+                       body=_body("ReorderTracks"), errors=WRITE_ERRORS),
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "playlog playback API", "version": "1",
+                 "description": "The thin playback API: Spotify-Web-API-shaped reads from local replicas; "
+                                "every write is an event."},
+        "servers": [{"url": server_url or "http://127.0.0.1:8700"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
