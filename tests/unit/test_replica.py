@@ -1,0 +1,107 @@
+"""The replica's pure apply step: canonicalization, derived indexes, listening folds, pending overlays."""
+
+from __future__ import annotations
+
+from playback.replica import Replica, topic_names
+from processors import catalog, views
+from tests.unit.test_api_routes import T0, catalog_events, ev, track
+
+
+def fed(events: list[dict]) -> Replica:
+    r = Replica()
+    stores: dict[str, dict] = {}
+    for spec in views.VIEWS:
+        if spec.name == "player":
+            continue
+        published, _ = views.apply_batch(spec, stores.setdefault(spec.name, {}), [(None, e) for e in events])
+        for key, (_, doc) in published.items():
+            r.apply(spec.name, key, doc)
+    r.search.commit()
+    return r
+
+
+def test_topic_names_cover_views_and_event_topics() -> None:
+    assert topic_names("p.") == {"p.view.catalog": "catalog", "p.view.rights": "rights", "p.view.users": "users",
+                                 "p.view.playlists": "playlists", "p.player": "player", "p.listening": "listening"}
+
+
+def test_alias_resolution_matches_catalog_index_whatever_the_order() -> None:
+    events = [track("x2", "Song", "I1", at=T0 + 5), track("x1", "Song", "I1", at=T0), track("y", "Other", "I2")]
+    expected = catalog.CatalogIndex()
+    for e in events:
+        expected.evolve(e)
+    for order in (events, list(reversed(events))):
+        r = fed(order)
+        assert r.index == expected
+        assert r.canonical_id("x2") == "x1" and r.members("x1") == ["x1", "x2"]
+        assert r.search.search("song", "track").ids == ["x1"]  # one logical track, canonical id
+
+
+def test_late_earlier_ingest_moves_the_canonical_id_in_search() -> None:
+    r = fed([track("late", "Tune", "I9", at=T0 + 100)])
+    assert r.search.search("tune", "track").ids == ["late"]
+    stores: dict = {}
+    published, _ = views.apply_batch(views.VIEWS[0], stores, [(None, track("early", "Tune", "I9", at=T0))])
+    for key, (_, doc) in published.items():
+        r.apply("catalog", key, doc)
+    r.search.commit()
+    assert r.canonical_id("late") == "early"
+    assert r.search.search("tune", "track").ids == ["early"]
+    assert r.search.search("late", "track").ids == ["early"]  # the alias id finds the canonical track
+
+
+def test_artist_renamed_after_its_tracks_reindexes_them() -> None:
+    r = fed([track("t", "Song", "I1", artist="ar"),
+             ev("artist.ingested", artist_id="ar", name="Old Name", genres=[])])
+    assert r.search.search("old name", "track").ids == ["t"]
+    r.apply("catalog", "artist:ar", {"kind": "artist", "artist_id": "ar", "name": "Fresh Name", "genres": []})
+    r.search.commit()
+    assert r.search.search("fresh", "track").ids == ["t"] and r.search.search("old name", "track").ids == []
+
+
+def test_playability_reasons() -> None:
+    r = fed(catalog_events())
+    assert r.playability("t1", "DE", T0 + 1) == (True, "ok")
+    assert r.playability("t1", "US", T0 + 1)[1].endswith("(region blocked)")
+    assert r.playability("t1", "JP", T0 + 1)[0] is False
+    assert r.playability("t3", "DE", T0 + 1) == (False, "track is taken down in DE")
+    assert r.playability("zz", "DE", T0 + 1) == (False, "unknown track")
+
+
+def test_listening_counts_streams_once_per_play_and_boosts_search() -> None:
+    r = fed(catalog_events())
+    for i in range(12):
+        for etype, ms in (("play.progress", 31_000), ("play.completed", 200_000)):
+            e = ev(etype, play_id=f"p{i}", user_id="u1", track_id="t1b", ms_played=ms, country="DE",
+                   product="premium", **({"context_uri": None} if etype == "play.progress" else {}))
+            r.apply("listening", "u1", e)
+            r.apply("listening", "u1", e)  # redelivered
+    assert r.streams == {"t1": 12} and r.popularity == {"DE": {"t1": 12}}
+    assert r.profiles["u1"]["signals"] == 24  # stream + complete per play
+    r.search.commit()
+    assert r.search.search("midnight", "track").ids == ["t1"]
+
+
+def test_malformed_records_are_skipped_not_fatal() -> None:
+    r = Replica(search=False)
+    r.apply("catalog", "weird:1", {"x": 1})
+    r.apply("player", "u", {"type": "play.started"})
+    r.apply("nope", "k", {})
+    r.apply("users", "u1", {"user_id": "u1", "country": "DE", "product": "free"})
+    assert r.skipped == 3 and r.applied == 1 and "u1" in r.users
+    r.apply("users", "u1", None)  # tombstone
+    assert "u1" not in r.users
+
+
+def test_pending_player_events_fold_on_top_until_delivered() -> None:
+    r = Replica(search=False)
+    play = ev("player.play_requested", user_id="u", device_id="d", track_ids=["a", "b"], context_uri=None,
+              offset=0, position_ms=0)
+    nxt = ev("player.skipped_to", user_id="u", device_id="d", direction="next")
+    r.add_pending(play)
+    r.add_pending(nxt)
+    assert r.player_state("u")["item"] == "b" and r.players == {}
+    r.apply("player", "u", play)
+    assert r.player_state("u")["item"] == "b" and len(r.pending_player["u"]) == 1
+    r.apply("player", "u", nxt)
+    assert r.pending_player == {} and r.player_state("u")["item"] == "b"
