@@ -45,6 +45,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import orjson
 from aiohttp import web
@@ -53,7 +54,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from playback import auth
 from playback.replica import Replica
 from playback.search import popularity_of
-from playback.signing import Signer
+from playback.signing import Signer, segment_path
 from processors import home as home_fold
 from processors import player as player_fold
 from processors import playlists as playlists_fold
@@ -124,6 +125,22 @@ class KafkaPublisher:
         except TimeoutError:
             raise PublishError("the broker did not acknowledge in time") from None
 
+    def publish_nowait(self, events: list[dict], on_failure: Callable[[dict, str], None]) -> None:
+        """Queue events without waiting for the broker (idempotent producer, retried until
+        message.timeout.ms); ``on_failure(event, reason)`` runs (on the poll thread) if one is lost."""
+        from topics.catalog import key_of, topic_of
+
+        for event in events:
+            def done(err: Any, msg: Any, event: dict = event) -> None:
+                if err is not None:
+                    on_failure(event, str(err))
+
+            try:
+                self._producer.produce(self.prefix + topic_of(event["type"]), self.codec.encode(event),
+                                       key_of(event), on_delivery=done)
+            except BufferError:
+                raise PublishError("the producer queue is full") from None
+
     def close(self) -> None:
         self._producer.flush(10)
         self._stop.set()
@@ -148,6 +165,13 @@ class MemoryPublisher:
     fail: bool = False
 
     async def publish(self, events: list[dict]) -> None:
+        if self.fail:
+            raise PublishError("publishing disabled")
+        self.events.extend(events)
+        if self.on_publish is not None:
+            self.on_publish(events)
+
+    def publish_nowait(self, events: list[dict], on_failure: Callable[[dict, str], None]) -> None:
         if self.fail:
             raise PublishError("publishing disabled")
         self.events.extend(events)
@@ -260,8 +284,11 @@ class PlaybackApi:
         publisher: Any,
         *,
         clock: Callable[[], float] = time.time,
+        ack_player_commands: bool = False,
     ):
         self.settings = settings
+        self.ack_player_commands = ack_player_commands
+        self._tokens: dict[str, auth.TokenCheck] = {}
         self.replica = replica
         self.publisher = publisher
         self.clock = clock
@@ -279,6 +306,8 @@ class PlaybackApi:
                                  ["method", "route", "status"], registry=self.registry)
         self.produced = Counter("playlog_api_events_produced", "Events the API produced", ["type"],
                                 registry=self.registry)
+        self.lost = Counter("playlog_api_events_lost", "Player commands the broker finally refused",
+                            registry=self.registry)
         gauge = Gauge("playlog_api_replica_documents", "Documents in the API's read replicas", ["view"],
                       registry=self.registry)
         for name in ("tracks", "artists", "albums", "rights", "users", "playlists", "players", "profiles"):
@@ -287,20 +316,45 @@ class PlaybackApi:
               ).set_function(lambda: replica.skipped)
 
     # -- plumbing --------------------------------------------------------------------------------
+    def authorize(self, header: str | None) -> auth.TokenCheck:
+        """``auth.check_authorization`` with a cache of verified tokens (the JWT signature check is most
+        of the cost of a small request); a cached token is still refused from its ``exp`` on."""
+        now = self.clock()
+        cached = self._tokens.get(header) if header else None
+        if cached is not None:
+            if now < cached.expires_at:  # type: ignore[operator]
+                return cached
+            del self._tokens[header]  # type: ignore[arg-type]
+        check = auth.check_authorization(header, self.settings.token_secret, now=now)
+        if check.ok and header and check.expires_at is not None:
+            if len(self._tokens) >= 100_000:
+                self._tokens.clear()
+            self._tokens[header] = check
+        return check
+
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     def _event(self, etype: str, **fields: Any) -> dict:
         return {"type": etype, "event_id": f"api-{uuid.uuid4().hex}", "occurred_at": self.now_ms(), **fields}
 
-    async def _produce(self, events: list[dict]) -> None:
+    async def _produce(self, events: list[dict], *, wait: bool = True) -> None:
         try:
-            await self.publisher.publish(events)
+            if wait:
+                await self.publisher.publish(events)
+            else:
+                self.publisher.publish_nowait(events, self._lost)
         except PublishError as exc:
             raise ApiError(503, f"Could not record the change, try again: {exc}") from None
         for e in events:
             self.produced.labels(e["type"]).inc()
             self.replica.add_pending(e)
+
+    def _lost(self, event: dict, reason: str) -> None:
+        """A command produced without waiting was finally not delivered: count it, drop its overlay."""
+        log.error("event %s (%s) was not delivered: %s", event["event_id"], event["type"], reason)
+        self.lost.inc()
+        self.replica.drop_pending(event)
 
     def _base(self, request: web.Request) -> str:
         return f"{request.scheme}://{request.host}"
@@ -450,7 +504,7 @@ class PlaybackApi:
         for out in outputs:
             if out.get("kind") == "dead_letter":
                 raise ApiError(403, f"Player command failed: {out['reason']}")
-        await self._produce([event])
+        await self._produce([event], wait=self.ack_player_commands)
 
     def _check_playable(self, canon: str, user: dict) -> None:
         ok, reason = self.replica.playability(canon, user["country"], self.now_ms())
@@ -654,6 +708,17 @@ class PlaybackApi:
             self._manifests[key] = body
         return web.Response(body=body, content_type="application/json")
 
+    def _segment_urls(self, file_id: str, count: int, exp: int) -> list[str]:
+        """The same URLs as ``Signer.sign_segment_url`` (``exp`` fixed), without urlencode per URL."""
+        kid = self.signer.signing_kid
+        prefix = f"{self.cdn_base}/audio/{quote(file_id, safe='')}/"
+        tail = f"?exp={exp}&kid={quote_plus(kid)}&sig="
+        out = []
+        for k in range(count):
+            sig = self.signer.sign_path(segment_path(file_id, k), exp)["sig"]
+            out.append(f"{prefix}{k}{tail}{sig}")
+        return out
+
     def _build_manifest(self, track_id: str, canon: str, product: str, ladder: list[dict], start: int) -> dict:
         allowed = [r for r in ladder if product == "premium" or r["bitrate_kbps"] <= FREE_MAX_KBPS]
         rungs = []
@@ -664,8 +729,7 @@ class PlaybackApi:
                 "segment_ms": r["segment_ms"], "segment_count": r["segment_count"], "byte_size": r["byte_size"],
                 "loudness_lufs": r["loudness_lufs"], "true_peak_dbtp": r["true_peak_dbtp"],
                 "gain_db": self.gain_db(r["loudness_lufs"], r["true_peak_dbtp"]),
-                "segments": [self.signer.sign_segment_url(self.cdn_base, r["file_id"], k, now=start, ttl=URL_TTL_S)
-                             for k in range(r["segment_count"])],
+                "segments": self._segment_urls(r["file_id"], r["segment_count"], start + URL_TTL_S),
             })
         exp = start + URL_TTL_S
         out = {"track_id": canon, "uri": uri("track", canon), "product": product, "target_lufs": TARGET_LUFS,
@@ -896,7 +960,6 @@ API_KEY = web.AppKey("api", PlaybackApi)
 
 
 def build_app(api: PlaybackApi) -> web.Application:
-    secret = api.settings.token_secret
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -904,7 +967,7 @@ def build_app(api: PlaybackApi) -> web.Application:
         route = _route_name(request)
         try:
             if request.path.startswith("/v1/"):
-                check = auth.check_authorization(request.headers.get("Authorization"), secret, now=api.clock())
+                check = api.authorize(request.headers.get("Authorization"))
                 if not check.ok:
                     raise ApiError(401, check.reason)
                 request[USER_KEY] = check.user_id

@@ -293,6 +293,17 @@ class Replica:
                 if after is not None and not any(o.get("kind") == "dead_letter" for o in outputs):
                     self.pending_playlists.setdefault(event["playlist_id"], []).append((after["version"], event))
 
+    def drop_pending(self, event: dict) -> None:
+        """Forget a pending event that was never delivered (the producer gave up on it)."""
+        with self.lock:
+            if event["type"] in player_fold.PLAYER_TYPES:
+                pending = self.pending_player.get(event["user_id"], [])
+                self.pending_player[event["user_id"]] = [e for e in pending if e["event_id"] != event["event_id"]]
+            elif event["type"] in playlists_fold.PLAYLIST_TYPES:
+                pending = self.pending_playlists.get(event["playlist_id"], [])
+                self.pending_playlists[event["playlist_id"]] = [
+                    (v, e) for v, e in pending if e["event_id"] != event["event_id"]]
+
     def player_state(self, user_id: str) -> dict | None:
         """The user's player fold state with pending (just produced) commands folded on top."""
         with self.lock:

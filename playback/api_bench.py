@@ -1,0 +1,444 @@
+"""Benchmarks of the playback API (``playlog bench api``) and of search over a synthetic catalog.
+
+:func:`run_api_bench` -- play + manifest over loopback HTTP:
+
+* a broker: ``bootstrap`` if given, else a :class:`topics.localkafka.LocalKafka` in a temporary
+  directory (topics created under a fresh prefix);
+* the API server in a subprocess (``python -m playback.api_bench serve``): its replica is filled by
+  running the processors' view folds over a synthetic world (``tracks`` tracks, each with a 4-rung
+  ladder of ``segments`` segments and rights everywhere; ``users`` users, half free, half premium)
+  -- the same documents the worker would publish, applied without the view-topic transport -- and it
+  follows the player topic as ``playlog api`` does, so its pending overlays drain; every play is
+  produced to Kafka and the broker's acknowledgement is awaited before the 204;
+* ``kafka=False`` isolates the API itself: no broker, produced player events are folded into the
+  replica in process (what the player topic would deliver);
+* an open-loop client in this process: ``connections`` keep-alive connections; operations (a
+  ``PUT /v1/me/player/play`` then a ``GET /v1/playback/{id}/manifest`` for a random user and track)
+  are *scheduled* at a fixed rate and each request's latency is measured from its scheduled start,
+  so queueing is counted (no coordinated omission). ``rate`` counts HTTP requests (two per operation).
+
+Reported: per-route and per-operation p50/p99 at ``rate``, then a ladder of higher rates; the highest
+sustained rate is the highest where the achieved rate is >= 97 % of the offered one without errors.
+
+:func:`run_search_bench` -- search latency over a ``tracks``-track synthetic catalog
+(``ingest.synthetic``): catalog events -> search documents (aliases resolved by ``CatalogIndex``) ->
+tantivy index (build time reported), then ``queries`` queries sampled from real titles / artist names,
+half with an injected typo; p50/p95/p99 of :meth:`SearchIndex.search` (limit 20, with the total count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TOKEN_SECRET = "playlog-bench-token-secret"
+T0 = 1_767_225_600_000  # 2026-01-01
+
+
+# ==================================================================================================
+# search
+
+
+@dataclass
+class SearchBenchResult:
+    tracks: int
+    documents: int
+    build_seconds: float
+    queries: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_hits: float
+    typo_hit_rate: float  # share of typo queries whose source track is in the top 20
+
+
+def _typo(rng: random.Random, word: str) -> str:
+    i = rng.randrange(len(word))
+    op = rng.randrange(3)
+    if op == 0:
+        return word[:i] + word[i + 1:]
+    if op == 1:
+        return word[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + word[i + 1:]
+    j = min(i + 1, len(word) - 1)
+    chars = list(word)
+    chars[i], chars[j] = chars[j], chars[i]
+    return "".join(chars)
+
+
+def run_search_bench(tracks: int = 1_000_000, queries: int = 2000, seed: int = 0) -> SearchBenchResult:
+    from ingest.synthetic import SyntheticCatalog
+    from playback.search import SearchIndex, max_edits, popularity_of
+    from processors.catalog import CatalogIndex
+
+    rng = random.Random(seed)
+    index = SearchIndex(heap_size=256_000_000, threads=2)
+    canon = CatalogIndex()
+    artists: dict[str, str] = {}
+    albums: dict[str, str] = {}
+    samples: list[tuple[str, str, str]] = []  # (track id, title, artist name)
+    began = time.perf_counter()
+    n_docs = 0
+    for e in SyntheticCatalog(tracks, seed).events():
+        t = e["type"]
+        if t == "artist.ingested":
+            artists[e["artist_id"]] = e["name"]
+            index.upsert_artist({"id": e["artist_id"], "name": e["name"]})
+            n_docs += 1
+        elif t == "album.ingested":
+            albums[e["album_id"]] = e["title"]
+            index.upsert_album({"id": e["album_id"], "title": e["title"],
+                                "artist_names": [artists.get(a, "") for a in e["artist_ids"]]})
+            n_docs += 1
+        elif t == "track.ingested":
+            canon.evolve(e)
+            if canon.canonical_id(e["track_id"]) != e["track_id"]:
+                continue  # an alias upload: the canonical document carries it (ids field)
+            names = [artists.get(a, "") for a in e["artist_ids"]]
+            doc = {"id": e["track_id"], "title": e["title"], "artist_names": names,
+                   "album_title": albums.get(e["album_id"]), "aliases": [], "isrc": e["isrc"]}
+            streams = int(rng.paretovariate(1.2)) - 1
+            index.upsert_track(doc, popularity_of(streams))
+            n_docs += 1
+            if len(samples) < 20_000:
+                samples.append((e["track_id"], e["title"], names[0] if names else ""))
+            elif rng.random() < 20_000 / max(1, n_docs):
+                samples[rng.randrange(len(samples))] = (e["track_id"], e["title"], names[0] if names else "")
+    index.commit()
+    build = time.perf_counter() - began
+    log.info("search index: %d documents in %.1fs", n_docs, build)
+
+    timings: list[float] = []
+    hits_total = 0
+    typo_queries = typo_found = 0
+    for i in range(queries):
+        track_id, title, artist = rng.choice(samples)
+        text = f"{title} {artist.split()[0]}" if artist and rng.random() < 0.5 else title
+        typo = i % 2 == 1
+        if typo:
+            words = text.split()
+            long = [k for k, w in enumerate(words) if max_edits(w) > 0]
+            if long:
+                k = rng.choice(long)
+                words[k] = _typo(rng, words[k])
+                text = " ".join(words)
+            else:
+                typo = False
+        t = time.perf_counter()
+        hits = index.search(text, "track", limit=20)
+        timings.append(time.perf_counter() - t)
+        hits_total += len(hits.ids)
+        if typo:
+            typo_queries += 1
+            typo_found += track_id in hits.ids
+    timings.sort()
+
+    def pct(p: float) -> float:
+        return round(timings[min(len(timings) - 1, int(p * len(timings)))] * 1000, 3)
+
+    return SearchBenchResult(tracks, n_docs, round(build, 1), queries, pct(0.50), pct(0.95), pct(0.99),
+                             round(hits_total / max(1, queries), 1), round(typo_found / max(1, typo_queries), 3))
+
+
+# ==================================================================================================
+# the bench server (a subprocess)
+
+
+def bench_world(tracks: int, users: int, segments: int) -> list[dict]:
+    """Events of the bench world: artists, albums, tracks with a 4-rung ladder, rights in 3 territories,
+    users with one device each."""
+    out: list[dict] = []
+    n = 0
+
+    def ev(etype: str, **fields: Any) -> dict:
+        nonlocal n
+        n += 1
+        return {"type": etype, "event_id": f"bench-{n}", "occurred_at": T0, **fields}
+
+    for a in range(max(1, tracks // 10)):
+        out.append(ev("artist.ingested", artist_id=f"ba{a}", name=f"Bench Artist {a}", genres=["pop"]))
+        out.append(ev("album.ingested", album_id=f"bb{a}", title=f"Bench Album {a}", artist_ids=[f"ba{a}"],
+                      release_date="2025-01-01", label="Bench", artwork_uri=None))
+    for t in range(tracks):
+        a = t % max(1, tracks // 10)
+        tid = f"bt{t}"
+        out.append(ev("track.ingested", track_id=tid, isrc=f"BENCH{t:07d}", title=f"Bench Track {t}",
+                      album_id=f"bb{a}", artist_ids=[f"ba{a}"], duration_ms=segments * 10_000, genres=["pop"],
+                      explicit=False, distributor="bench",
+                      rightsholders=[{"rightsholder_id": "rh", "share_ppm": 1_000_000}]))
+        for r, (codec, kbps) in enumerate((("aac", 96), ("aac", 160), ("opus", 160), ("aac", 320))):
+            fid = f"{t:024x}{r:08x}"
+            out.append(ev("audio.encoded", track_id=tid, file_id=fid, codec=codec, container="adts",
+                          bitrate_kbps=kbps, sample_rate_hz=44_100, segment_ms=10_000, segment_count=segments,
+                          byte_size=segments * kbps * 1250, storage_key=f"audio/{fid}",
+                          loudness_lufs=-9.0 - (t % 12), true_peak_dbtp=-1.0 - (t % 3)))
+        for c in ("DE", "US", "SE"):
+            out.append(ev("rights.changed", track_id=tid, territory=c, allowed=True, valid_from=None, valid_to=None))
+    for u in range(users):
+        uid = f"bu{u}"
+        out.append(ev("user.registered", user_id=uid, country=("DE", "US", "SE")[u % 3],
+                      product="premium" if u % 2 else "free", display_name=uid))
+        out.append(ev("device.registered", user_id=uid, device_id="d", device_type="phone", name="phone"))
+    return out
+
+
+def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True) -> None:
+    """The bench API server: replica filled from the folded bench world, real Kafka publisher (or, with
+    ``kafka=False``, no broker at all: produced player events are folded into the replica at once)."""
+    from aiohttp import web
+
+    from playback.api import KafkaPublisher, MemoryPublisher, PlaybackApi, build_app
+    from playback.replica import Replica
+    from playlog.config import load
+    from processors import views
+
+    settings = load()
+    replica = Replica()
+    events = bench_world(tracks, users, segments)
+    for spec in views.VIEWS:
+        if spec.name == "player":
+            continue
+        published, _ = views.apply_batch(spec, {}, [(None, e) for e in events])
+        for key, (_, doc) in published.items():
+            replica.apply(spec.name, key, doc)
+    replica.search.commit()
+    replica.ready = True
+    if kafka:
+        replica.start(settings)  # follows the (initially empty) view topics and the player topic
+        publisher: Any = KafkaPublisher(settings)
+    else:
+        def fold(events: list[dict]) -> None:
+            for e in events:
+                replica.apply("player", e["user_id"], e)
+            publisher.events.clear()
+
+        publisher = MemoryPublisher(on_publish=fold)
+    api = PlaybackApi(settings, replica, publisher)
+    web.run_app(build_app(api), host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=True)
+
+
+# ==================================================================================================
+# the open-loop client
+
+
+@dataclass
+class RateResult:
+    offered_rps: float
+    achieved_rps: float
+    requests: int
+    errors: int
+    play_p50_ms: float
+    play_p99_ms: float
+    manifest_p50_ms: float
+    manifest_p99_ms: float
+    pair_p50_ms: float
+    pair_p99_ms: float
+    all_p99_ms: float
+
+
+@dataclass
+class ApiBenchResult:
+    at_rate: RateResult
+    ladder: list[RateResult] = field(default_factory=list)
+    highest_sustained_rps: float = 0.0
+    tracks: int = 0
+    users: int = 0
+    segments_per_rung: int = 0
+    broker: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 3)
+
+
+async def _run_rate(port: int, rps: float, seconds: float, tokens: list[str], tracks: int, connections: int,
+                    rng: random.Random) -> RateResult:
+    conns = [_Conn(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(connections)]
+    free: asyncio.Queue[_Conn] = asyncio.Queue()
+    for c in conns:
+        free.put_nowait(c)
+    ops = int(rps / 2 * seconds)
+    interval = 2.0 / rps
+    play_l: list[float] = []
+    man_l: list[float] = []
+    pair_l: list[float] = []
+    errors = 0
+    done = 0
+
+    async def operation(scheduled: float, user: int, track: int) -> None:
+        nonlocal errors, done
+        conn = await free.get()
+        try:
+            auth = tokens[user].encode()
+            body = b'{"uris":["spotify:track:bt%d"]}' % track
+            play = (b"PUT /v1/me/player/play HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer " + auth +
+                    b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            status = await conn.request(play)
+            t1 = time.perf_counter()
+            play_l.append(t1 - scheduled)
+            errors += status != 204
+            man = (b"GET /v1/playback/bt%d/manifest HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer " % track +
+                   auth + b"\r\n\r\n")
+            status = await conn.request(man)
+            t2 = time.perf_counter()
+            man_l.append(t2 - t1)
+            pair_l.append(t2 - scheduled)
+            errors += status != 200
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 2
+        finally:
+            free.put_nowait(conn)
+            done += 1
+
+    began = time.perf_counter()
+    tasks = []
+    for i in range(ops):
+        scheduled = began + i * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(operation(scheduled, rng.randrange(len(tokens)), rng.randrange(tracks))))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    for c in conns:
+        c.writer.close()
+    return RateResult(
+        offered_rps=rps, achieved_rps=round(2 * ops / elapsed, 1), requests=2 * ops, errors=errors,
+        play_p50_ms=_pct(play_l, 0.5), play_p99_ms=_pct(play_l, 0.99),
+        manifest_p50_ms=_pct(man_l, 0.5), manifest_p99_ms=_pct(man_l, 0.99),
+        pair_p50_ms=_pct(pair_l, 0.5), pair_p99_ms=_pct(pair_l, 0.99),
+        all_p99_ms=_pct(play_l + man_l, 0.99),
+    )
+
+
+def run_api_bench(
+    rate: float = 2000.0,
+    seconds: float = 10.0,
+    *,
+    ladder: tuple[float, ...] = (3000.0, 4000.0, 6000.0, 8000.0),
+    ladder_seconds: float = 5.0,
+    tracks: int = 1000,
+    users: int = 1000,
+    segments: int = 21,
+    connections: int = 64,
+    bootstrap: str | None = None,
+    kafka: bool = True,
+    seed: int = 0,
+) -> ApiBenchResult:
+    """Play+manifest latency at ``rate`` requests/s for ``seconds``, then the ``ladder`` of higher rates
+    (stopping at the first one not sustained). Loopback only; bounded by the arguments."""
+    from playback.auth import issue_token
+    from playlog.config import load
+    from topics.admin import create_topics
+    from topics.localkafka import LocalKafka, free_port, port_open
+
+    tmp = Path(tempfile.mkdtemp(prefix="playlog-apibench-"))
+    broker = None
+    server = None
+    try:
+        if bootstrap is None and kafka:
+            broker = LocalKafka(tmp / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
+            broker.start(timeout=120)
+            bootstrap = broker.bootstrap
+        port = free_port()
+        env = dict(os.environ)
+        env.update(PLAYLOG_BOOTSTRAP_SERVERS=bootstrap or "127.0.0.1:1", PLAYLOG_TOPIC_PREFIX=f"apibench{os.getpid()}.",
+                   PLAYLOG_TOKEN_SECRET=TOKEN_SECRET, PLAYLOG_DATA_DIR=str(tmp / "data"),
+                   PLAYLOG_LOG_LEVEL="WARNING")
+        old = {k: os.environ.get(k) for k in env if k.startswith("PLAYLOG_")}
+        os.environ.update({k: v for k, v in env.items() if k.startswith("PLAYLOG_")})
+        try:
+            if kafka:
+                create_topics(load())
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        log_file = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
+        server = subprocess.Popen(
+            [sys.executable, "-m", "playback.api_bench", "serve", str(port), str(tracks), str(users), str(segments),
+             "kafka" if kafka else "none"],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bench API server did not start: " + (tmp / "server.log").read_text()[-2000:])
+            time.sleep(0.1)
+        now = time.time()
+        tokens = [issue_token(f"bu{u}", TOKEN_SECRET, now=now, ttl=3600) for u in range(users)]
+        rng = random.Random(seed)
+
+        async def main() -> ApiBenchResult:
+            await _run_rate(port, 1000, 2.0, tokens, tracks, connections, rng)  # warm-up (not reported)
+            at = await _run_rate(port, rate, seconds, tokens, tracks, connections, rng)
+            result = ApiBenchResult(at, tracks=tracks, users=users, segments_per_rung=segments,
+                                    broker=bootstrap or "none (events folded in process)")
+            if at.errors == 0 and at.achieved_rps >= 0.97 * rate:
+                result.highest_sustained_rps = at.achieved_rps
+            for r in ladder:
+                step = await _run_rate(port, r, ladder_seconds, tokens, tracks, connections, rng)
+                result.ladder.append(step)
+                if step.errors or step.achieved_rps < 0.97 * r:
+                    break
+                result.highest_sustained_rps = max(result.highest_sustained_rps, step.achieved_rps)
+            return result
+
+        result = asyncio.run(main())
+        log_file.close()
+        return result
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if broker is not None:
+            broker.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":  # the bench server entry point
+    if len(sys.argv) == 7 and sys.argv[1] == "serve":
+        logging.basicConfig(level=logging.WARNING)
+        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "kafka")
+    else:
+        sys.exit("usage: python -m playback.api_bench serve PORT TRACKS USERS SEGMENTS kafka|none")
