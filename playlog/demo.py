@@ -357,8 +357,8 @@ class DemoOptions:
     listeners: int = 300
     speed: float = 30.0
     tracks: int = 200
-    audio_tracks: int = 3
-    audio_seconds: float = 45.0
+    audio_tracks: int = 4
+    audio_seconds: float = 40.0
     seed: int = 7
     via_api: bool = True
     json_summary: Path | None = None
@@ -537,7 +537,7 @@ class Demo:
             def make(session, stats):
                 return simulator.DirectClient(settings, session, renditions, stats)
         terms = sorted({w for a in self.catalog.audio for w in a.track["title"].lower().split()})
-        sampler = LagSampler(self.settings, self.timeline)
+        sampler = LagSampler(self.settings, self.timeline, cdn_url=settings.cdn_base_url)
         sampler.start()
         try:
             return asyncio.run(simulator.run(self.population, make, tracks, seconds=o.seconds, speed=o.speed,
@@ -565,6 +565,9 @@ class Demo:
         self.start_services()
         if self.opts.via_api:
             self.start_api()
+        from processors.procs import wait_caught_up
+
+        wait_caught_up(self.settings, [self.stack.worker], timeout=180)  # so the lag measured is the load's
         self.say(f"simulating {len(self.population)} listeners for {self.opts.seconds:.0f}s at {self.opts.speed:g}x ...")
         sim = self.simulate()
         pools = self.declare_pools(sim["sim_start_ms"], sim["sim_end_ms"])
@@ -580,6 +583,10 @@ class Demo:
             "seconds": self.opts.seconds,
             "speed": self.opts.speed,
             "listeners": len(self.population),
+            "via": "api" if self.api_url else "direct",
+            "ports": {"broker": self.settings.broker_port, "controller": self.settings.controller_port,
+                      "cdn": self.settings.cdn_port, "api": self.settings.api_port if self.api_url else None},
+            "pids": self.stack.pids(),
             **self.figures,
             "simulation": {k: v for k, v in sim.items() if k != "per_track"},
             "plays_by_track": sim.get("per_track", {}),
@@ -599,9 +606,10 @@ class Demo:
 class LagSampler(threading.Thread):
     """Once a second: events produced so far (from the simulator) and the worker group's lag."""
 
-    def __init__(self, settings: Settings, timeline: list[dict], every: float = 1.0):
+    def __init__(self, settings: Settings, timeline: list[dict], every: float = 1.0, cdn_url: str | None = None):
         super().__init__(name="lag-sampler", daemon=True)
         self.settings = settings
+        self.cdn_url = cdn_url
         self.timeline = timeline
         self.every = every
         self._stop_event = threading.Event()
@@ -621,10 +629,17 @@ class LagSampler(threading.Thread):
                 lag = sum(source_lag(self.settings).values())
             except Exception:  # a sample lost is not worth failing the demo
                 lag = None
+            cdn: dict = {}
+            if self.cdn_url:
+                try:
+                    c = cdn_figures(self.cdn_url)
+                    cdn = {"cdn_hit_ratio": round(c["hit_ratio"], 4), "cdn_bytes": c["bytes_served"]}
+                except (OSError, ValueError):
+                    pass
             ev = self.events
             self.timeline.append({"t": round(now - self.t0, 2), "events": ev,
                                   "events_per_s": round((ev - last_events) / max(1e-6, now - last_t), 1),
-                                  "lag": lag})
+                                  "lag": lag, **cdn})
             last_events, last_t = ev, now
 
     def stop(self) -> None:
@@ -642,6 +657,13 @@ def print_summary(s: dict, say=click.echo) -> None:
     say(f"events produced   {sim['events']:,} listening events, {sim['events_per_s']:,.0f} events/s")
     say(f"plays             {sim['plays']:,} plays: {sim['completed']:,} completed, {sim['skipped']:,} skipped"
         f"; {r['streams']:,} royalty streams")
+    say(f"playback          rebuffer ratio {sim['rebuffer_ratio']:.2%} ({sim['rebuffers']:,} stalls), "
+        f"{sim['segments']:,} segments fetched ({sim['status_206']:,} answered 206), {sim['prefetches']:,} prefetches, "
+        f"{sim['offline_plays']:,} offline plays uploaded late, {sim['blocked']:,} plays refused (rights)")
+    lat = sim.get("latency_ms", {})
+    if lat:
+        say("API latency       " + ", ".join(
+            f"{name} p50 {v['p50']:.1f} ms / p95 {v['p95']:.1f} ms" for name, v in lat.items() if v.get("n")))
     say(f"event->view lag   max {s['lag']['max_records']:,} records behind; drained in {s['lag']['drain_s']}s "
         f"after the load stopped (final lag {s['lag']['final_lag']})")
     say("views             " + ", ".join(f"{k} {v:,}" for k, v in s["views"].items()))
@@ -671,9 +693,9 @@ def print_summary(s: dict, say=click.echo) -> None:
               help="Time compression: simulated seconds per wall-clock second.")
 @click.option("--tracks", type=click.IntRange(1, 1_000_000), default=200, show_default=True,
               help="Tracks in the synthetic catalog.")
-@click.option("--audio-tracks", type=click.IntRange(1, 50), default=3, show_default=True,
+@click.option("--audio-tracks", type=click.IntRange(1, 50), default=4, show_default=True,
               help="Tracks given real encoded audio (the ones listeners can stream).")
-@click.option("--audio-seconds", type=click.FloatRange(31, 600), default=45.0, show_default=True,
+@click.option("--audio-seconds", type=click.FloatRange(31, 600), default=40.0, show_default=True,
               help="Length of each synthesized master (over 30 s, so plays can count as streams).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of catalog and listeners.")
 @click.option("--direct", is_flag=True,

@@ -539,6 +539,7 @@ async def listener_loop(listener: Listener, transport: Transport, tracks: Sequen
     pending_offline: list[dict] = []
     play_no = 0
     prefetched: tuple[str, int] | None = None
+    unplayable: set[str] = set()  # tracks the API refused for this listener (rights in the country)
     await clock.sleep_sim(rng.uniform(0, 60))  # listeners do not all start at once
     while not stop.is_set():
         plan = session_plan(rng, listener)
@@ -551,12 +552,13 @@ async def listener_loop(listener: Listener, transport: Transport, tracks: Sequen
             candidates = await transport.home(listener)
         else:
             candidates = []
-        nxt = choose_track(rng, listener, candidates or tracks)
+        choices = [t for t in (candidates or tracks) if t.track_id not in unplayable] or list(tracks)
+        nxt = choose_track(rng, listener, choices)
         for _ in range(plan.tracks):
             if stop.is_set():
                 break
             track = nxt
-            nxt = choose_track(rng, listener, candidates or tracks, avoid=track.track_id)
+            nxt = choose_track(rng, listener, choices, avoid=track.track_id)
             play_no += 1
             play_id = f"{listener.user_id}-p{seed}-{play_no}"
             outcome, ms = listen_outcome(rng, listener, track)
@@ -574,10 +576,14 @@ async def listener_loop(listener: Listener, transport: Transport, tracks: Sequen
                 continue
             if not await transport.play(listener, track):
                 stats.blocked += 1
+                unplayable.add(track.track_id)
+                choices = [t for t in choices if t.track_id != track.track_id] or choices
                 continue
             manifest = await transport.manifest(listener, track)
             if manifest is None:
                 stats.blocked += 1
+                unplayable.add(track.track_id)
+                choices = [t for t in choices if t.track_id != track.track_id] or choices
                 continue
             bitrates = [r["bitrate_kbps"] for r in manifest.rungs]
             seg_ms = manifest.segment_ms
