@@ -19,9 +19,11 @@ topic/partition/offset and a reason; an agent never crashes on input.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,8 +39,8 @@ from topics.catalog import topic_spec
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000
-WITHIN = 0.25
+BATCH = 20000
+WITHIN = 0.05
 
 
 @contextmanager
@@ -56,16 +58,41 @@ def in_event(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+async def until_done(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run one batch step until it succeeds.
+
+    Bad input never raises here (it is dead-lettered); what does raise is infrastructure (a
+    broker hiccup, metadata not yet propagated). Faust would restart a crashed agent *after*
+    acknowledging the batch it was holding, losing it, so the batch is retried instead: every
+    effect is idempotent, so applying part of it twice is harmless.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await step()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: batch failed; retrying in %.1fs", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def _raw(event: Any) -> RawRecord:
     m = event.message
     return RawRecord(m.topic, m.partition, m.offset, m.value)
 
 
-def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: str = "w1") -> faust.App:
+def create_app(
+    settings: Settings | None = None, *, web_port: int = 6066, name: str = "w1", faust_plays: bool = False
+) -> faust.App:
+    """The worker app. ``faust_plays``: run the plays stage as a Faust agent too (by default
+    ``playlog worker`` runs it in its own process, processors/plays_stage.py, which is faster)."""
     settings = settings or load()
     prefix = settings.topic_prefix
     codec = default_codec()
-    datadir = settings.data_dir / "worker" / name
+    datadir = settings.data_dir / "worker" / f"{prefix.rstrip('.') or 'default'}-{name}"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{prefix}worker",
@@ -85,6 +112,12 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
         broker_commit_interval=1.0,
         table_cleanup_interval=60.0,
         broker_session_timeout=10.0,
+        # throughput: big polls, deep stream buffers and batched produce (agents work in batches)
+        broker_max_poll_records=10_000,
+        stream_buffer_maxsize=65_536,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        producer_linger=0.02,
+        producer_max_batch_size=1024 * 1024,
         broker_heartbeat_interval=2.0,
         key_serializer="raw",
         value_serializer="raw",
@@ -103,6 +136,7 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
     royalty_facts = app.Table("royalty_facts", key_type=bytes, value_type=bytes, partitions=1)
     view = pipeline.RoyaltyView()
     rebuilt = {"done": False}
+    stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
 
     async def send_dead(dead: list[pipeline.Dead]) -> None:
         for d in dead:
@@ -114,24 +148,36 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
             )
             log.warning("dead-lettered %s[%s]@%s: %s", d.record.topic, d.record.partition, d.record.offset, d.reason)
 
-    @app.agent(listening_t)
     async def listening(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
-            good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
-            await send_dead(dead)
-            for s in pipeline.play_summaries(ev for _, ev in good):
-                key, value = pipeline.fact_of_summary(s)
-                await inputs_t.send(key=key.encode(), value=value)
+            async def step(events: list = events) -> None:
+                t0 = time.perf_counter()
+                good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
+                await send_dead(dead)
+                for s in pipeline.play_summaries(ev for _, ev in good):
+                    key, value = pipeline.fact_of_summary(s)
+                    inputs_t.send_soon(key=key.encode(), value=value)
+                stats["listening"] += len(events)
+                stats["listening_s"] += time.perf_counter() - t0
+
+            await until_done("listening", step)
+
+    if faust_plays:
+        app.agent(listening_t, name="listening")(listening)
 
     @app.agent(royalty_src_t)
     async def royalty_sources(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
-            good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
-            await send_dead(dead)
-            for _, ev in good:
-                if ev["type"] in pipeline.ROYALTY_EVENT_TYPES:
-                    key, value = pipeline.fact_of_event(codec, ev)
-                    await inputs_t.send(key=key.encode(), value=value)
+            async def step(events: list = events) -> None:
+                good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
+                # catalog and rights records that do not decode are dead-lettered by their view agents
+                await send_dead([d for d in dead if d.record.topic == prefix + "finance"])
+                for _, ev in good:
+                    if ev["type"] in pipeline.ROYALTY_EVENT_TYPES:
+                        key, value = pipeline.fact_of_event(codec, ev)
+                        inputs_t.send_soon(key=key.encode(), value=value)
+
+            await until_done("royalty_sources", step)
 
     def owner() -> bool:
         from faust.types import TP
@@ -161,22 +207,19 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
     @app.agent(inputs_t)
     async def royalty(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
-            ensure_rebuilt()
-            for e in events:
-                key = e.key if isinstance(e.key, bytes) else str(e.key).encode()
-                raw = e.value
-                try:
-                    fact = pipeline.parse_fact(raw)
-                    if fact["kind"] == "play":
-                        with in_event(e):
-                            raw = pipeline.merge_summary_bytes(royalty_facts.get(key), raw)
-                        fact = pipeline.parse_fact(raw)
-                    view.apply(fact)
-                except (ValueError, KeyError, TypeError) as exc:
-                    await send_dead([pipeline.Dead(_raw(e), f"bad royalty fact: {exc}")])
-                    continue
-                with in_event(e):
-                    royalty_facts[key] = raw
+            async def step(events: list = events) -> None:
+                t0 = time.perf_counter()
+                ensure_rebuilt()
+                items = [(e.key if isinstance(e.key, bytes) else str(e.key).encode(), e.value, e) for e in events]
+                store, bad = view.apply_batch(items)
+                await send_dead([pipeline.Dead(_raw(src), reason) for src, reason in bad])
+                for key, (raw, src) in store.items():  # one changelog write per key per batch
+                    with in_event(src):
+                        royalty_facts[key] = raw
+                stats["royalty"] += len(events)
+                stats["royalty_s"] += time.perf_counter() - t0
+
+            await until_done("royalty", step)
 
     # -- per-key views for the API's read replicas ------------------------------------------
     def make_view_agent(spec: views.ViewSpec) -> None:
@@ -192,16 +235,19 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
 
         async def agent(stream: faust.StreamT) -> None:
             async for events in stream.take_events(BATCH, within=WITHIN):
-                pairs = [(_raw(e), e) for e in events]
-                good, dead = pipeline.decode_batch(codec, [r for r, _ in pairs])
-                by_rec = {(r.topic, r.partition, r.offset): e for r, e in pairs}
-                # only the views' own source topic reports undecodable records (no double dead letters)
-                await send_dead([d for d in dead if d.record.topic == prefix + spec.source_topics[0]])
-                items = [(by_rec[(r.topic, r.partition, r.offset)], ev) for r, ev in good]
-                published, refused = views.apply_batch(spec, table, items, write)
-                await send_dead([pipeline.Dead(_raw(src_ev), f"{spec.name}: {reason}") for src_ev, reason in refused])
-                for key, (_, doc) in published.items():
-                    await out_t.send(key=key.encode(), value=views.dumps(doc))
+                async def step(events: list = events) -> None:
+                    pairs = [(_raw(e), e) for e in events]
+                    good, dead = pipeline.decode_batch(codec, [r for r, _ in pairs])
+                    by_rec = {(r.topic, r.partition, r.offset): e for r, e in pairs}
+                    # only the view's own source topic reports undecodable records (no double dead letters)
+                    await send_dead([d for d in dead if d.record.topic == prefix + spec.source_topics[0]])
+                    items = [(by_rec[(r.topic, r.partition, r.offset)], ev) for r, ev in good]
+                    published, refused = views.apply_batch(spec, table, items, write)
+                    await send_dead([pipeline.Dead(_raw(src_ev), f"{spec.name}: {reason}") for src_ev, reason in refused])
+                    for key, (_, doc) in published.items():
+                        await out_t.send(key=key.encode(), value=views.dumps(doc))
+
+                await until_done(f"view {spec.name}", step)
 
         agent.__name__ = f"view_{spec.name}"
         app.agent(src, name=f"view_{spec.name}")(agent)
@@ -225,7 +271,8 @@ def create_app(settings: Settings | None = None, *, web_port: int = 6066, name: 
     class Status(View):
         async def get(self, request: Request) -> Response:
             ready = ensure_rebuilt()
-            return self.json({"owner": owner() and ready, "royalty_facts": view.facts, "periods": view.periods()})
+            return self.json({"owner": owner() and ready, "royalty_facts": view.facts, "periods": view.periods(),
+                              "processed": stats})
 
     app.playlog_view = view  # type: ignore[attr-defined]
     app.playlog_tables = {"royalty_facts": royalty_facts}  # type: ignore[attr-defined]

@@ -19,18 +19,35 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
               help="Port of this worker's web endpoint (/status, /royalties/PERIOD); one per worker.")
 @click.option("--name", default=None, help="Worker name (its RocksDB state dir); default w<web-port>.")
 @click.option("--loglevel", default="warning", show_default=True)
-def worker_command(web_port: int, name: str | None, loglevel: str) -> None:
+@click.option("--plays-stage", type=click.Choice(["process", "faust", "none"]), default="process", show_default=True,
+              help="Where the listening -> play summaries step runs: its own confluent-kafka process (fast), "
+                   "a Faust agent, or not in this worker.")
+def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: str) -> None:
     """Run one stream-processing worker in the foreground until Ctrl-C.
 
     Several workers (each with its own --web-port) share the partitions of the source topics.
     """
+    import multiprocessing
+
     from faust.worker import Worker
 
+    from processors import plays_stage as stage
     from processors.app import create_app
 
-    app = create_app(load(), web_port=web_port, name=name or f"w{web_port}")
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    settings = load()
+    child = None
+    if plays_stage == "process":
+        child = multiprocessing.get_context("spawn").Process(target=stage.run_process, args=(settings,),
+                                                              name="plays-stage", daemon=True)
+        child.start()
+    try:
+        app = create_app(settings, web_port=web_port, name=name or f"w{web_port}", faust_plays=plays_stage == "faust")
+        worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        worker.execute_from_commandline()
+    finally:
+        if child is not None and child.is_alive():
+            child.terminate()
+            child.join(15)
 
 
 @click.command("royalties")

@@ -99,6 +99,31 @@ class RoyaltyView:
             return event["period"]
         return None
 
+    def apply_batch(
+        self, items: Iterable[tuple[bytes, bytes, Any]]
+    ) -> tuple[dict[bytes, tuple[bytes, Any]], list[tuple[Any, str]]]:
+        """Fold a batch of ``(key, raw fact, source)``; returns what to store per key (the merged
+        play, or the event as it came) with the source of its last fact, and the refused facts."""
+        store: dict[bytes, tuple[bytes, Any]] = {}
+        bad: list[tuple[Any, str]] = []
+        plays_touched: dict[bytes, tuple[str, Any]] = {}
+        for key, raw, source in items:
+            try:
+                fact = parse_fact(raw)
+                self.apply(fact)
+            except (ValueError, KeyError, TypeError) as exc:
+                bad.append((source, f"bad royalty fact: {exc}"))
+                continue
+            if fact["kind"] == "play":
+                plays_touched[key] = (fact["play_id"], source)
+            else:
+                store[key] = (raw, source)
+        for key, (pid, source) in plays_touched.items():
+            k, ms = self.state.plays[pid]
+            merged = plays.summary_of(pid, tuple(k), ms)
+            store[key] = (orjson.dumps({"kind": "play", **merged.to_dict()}), source)
+        return store, bad
+
     def statement(self, period: str) -> list[StatementLine]:
         return royalties.statement(self.state, period)
 

@@ -74,7 +74,11 @@ class WorkerProcess:
 
 
 def source_lag(settings: Settings) -> dict[str, int]:
-    return group_lag(settings, f"{settings.topic_prefix}worker", [settings.topic_prefix + t for t in SOURCE_TOPICS])
+    """Records not yet processed, per source topic (the Faust group, and the plays stage for listening)."""
+    p = settings.topic_prefix
+    lag = group_lag(settings, f"{p}worker", [p + t for t in SOURCE_TOPICS if t != "listening"])
+    lag.update(group_lag(settings, f"{p}plays", [p + "listening"]))
+    return lag
 
 
 def wait_caught_up(settings: Settings, workers: list[WorkerProcess], timeout: float = 180.0) -> dict[str, int]:

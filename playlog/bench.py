@@ -1,0 +1,319 @@
+"""``playlog bench``: the benchmark suite. Each part prints a table and writes JSON results to
+``$PLAYLOG_DATA_DIR/bench/<part>.json``; BENCHMARKS.md records the figures with the command.
+
+Parts that need a broker start their own on free loopback ports (a temporary data dir), so a
+benchmark never touches a running system's topics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from playlog.config import Settings, load
+from playlog.errors import PlaylogError
+
+log = logging.getLogger(__name__)
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+
+
+def record(part: str, results: dict, settings: Settings | None = None) -> Path:
+    settings = settings or load()
+    out = settings.data_dir / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{part}.json"
+    path.write_text(json.dumps({"part": part, "machine": machine(), "results": results}, indent=2))
+    click.echo(f"\n== {part} ==")
+    width = max((len(k) for k in results), default=10)
+    for k, v in results.items():
+        if isinstance(v, float):
+            v = f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
+        elif isinstance(v, int):
+            v = f"{v:,}"
+        click.echo(f"  {k:<{width}}  {v}")
+    click.echo(f"  (results: {path})")
+    return path
+
+
+@contextlib.contextmanager
+def bench_broker(keep: Path | None = None) -> Iterator[tuple[Settings, float]]:
+    """A private broker for one benchmark; yields settings pointing at it and its start-to-ready seconds."""
+    from topics.localkafka import LocalKafka, free_port
+
+    with tempfile.TemporaryDirectory(prefix="playlog-bench-") as tmp:
+        data = Path(keep or tmp)
+        broker = LocalKafka(data / "kafka", port=free_port(), controller_port=free_port(), heap="1g")
+        ready = broker.start(timeout=120)
+        try:
+            settings = replace(load(), bootstrap_servers=broker.bootstrap, data_dir=data, topic_prefix="bench.")
+            yield settings, ready
+        finally:
+            broker.stop()
+
+
+def _env_for(settings: Settings) -> None:
+    os.environ["PLAYLOG_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    os.environ["PLAYLOG_DATA_DIR"] = str(settings.data_dir)
+    os.environ["PLAYLOG_TOPIC_PREFIX"] = settings.topic_prefix
+
+
+def run_broker(events: int) -> dict:
+    from playlog.loadgen import listening_events
+    from schemas.codec import default_codec
+    from topics.admin import create_topics
+    from topics.consumer import iter_batches
+    from topics.producer import EventProducer
+
+    codec = default_codec()
+    evs = list(listening_events(events))
+    with bench_broker() as (settings, ready):
+        create_topics(settings)
+        p = EventProducer(settings)
+        t0 = time.perf_counter()
+        nbytes = 0
+        for ev in evs:
+            raw = codec.encode(ev)
+            nbytes += len(raw)
+            p.produce_raw(settings.topic_prefix + "listening", raw, key=ev["user_id"])
+        p.flush()
+        produce_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n = 0
+        for batch in iter_batches(settings, [settings.topic_prefix + "listening"], batch_size=10000):
+            n += len(batch)
+        consume_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        m = 0
+        for batch in iter_batches(settings, [settings.topic_prefix + "listening"], batch_size=10000):
+            for r in batch:
+                codec.decode(r.value)
+                m += 1
+        decode_s = time.perf_counter() - t0
+    assert n == m == len(evs), "consumed a different number of records than produced"
+    return {
+        "broker_start_to_ready_s": ready,
+        "events": len(evs),
+        "avg_event_bytes": nbytes / len(evs),
+        "produce_events_per_s (encode+produce+flush, idempotent, acks=all)": len(evs) / produce_s,
+        "produce_MB_per_s": nbytes / produce_s / 1e6,
+        "consume_raw_events_per_s": n / consume_s,
+        "consume_raw_MB_per_s": nbytes / consume_s / 1e6,
+        "consume_and_decode_events_per_s": m / decode_s,
+    }
+
+
+def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: int = 1000) -> dict:
+    """Backlog throughput and event-to-view lag under a fixed rate, through plays, streams and royalties."""
+    from playlog.loadgen import catalog_events, listening_events, pool_events
+    from processors.procs import WorkerProcess, owner, source_lag, wait_caught_up
+    from replay.fold_engine import compute
+    from schemas.codec import default_codec
+    from schemas.timefmt import period_of
+    from topics.admin import create_topics
+    from topics.consumer import iter_batches
+    from topics.producer import EventProducer
+
+    codec = default_codec()
+    start_ms = 1_779_000_000_000
+    period = period_of(start_ms)
+    head = catalog_events(tracks, start_ms) + pool_events(period, start_ms)
+    backlog = list(listening_events(events, n_tracks=tracks, start_ms=start_ms))
+    with bench_broker() as (settings, ready):
+        _env_for(settings)
+        create_topics(settings)
+        p = EventProducer(settings)
+        for ev in head:
+            p.produce(ev)
+        p.flush()
+        procs = [WorkerProcess(settings, settings.data_dir / "logs", name=f"w{i + 1}").start() for i in range(workers)]
+        try:
+            wait_caught_up(settings, procs, timeout=300)  # workers up, partitions assigned, catalog folded
+            # backlog phase: produce the backlog as fast as possible; time until every stage is caught up
+            first = time.perf_counter()
+            for ev in backlog:
+                p.produce(ev)
+            p.flush()
+            produced_in = time.perf_counter() - first
+            wait_caught_up(settings, procs, timeout=900)
+            total = time.perf_counter()
+            # baseline: raw consumption of the same records from the same broker
+            t0 = time.perf_counter()
+            n = sum(len(b) for b in iter_batches(settings, [settings.topic_prefix + "listening"], batch_size=10000))
+            raw_rate = n / (time.perf_counter() - t0)
+            backlog_rate = len(backlog) / (total - first)
+            # fixed-rate phase: lag samples while producing `rate` events/s
+            live = list(listening_events(int(rate * seconds), n_tracks=tracks, start_ms=start_ms + 3_600_000, seed=11,
+                                         prefix="l"))
+            samples: list[int] = []
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    lag = source_lag(settings)
+                    samples.append(lag[settings.topic_prefix + "listening"] + lag[settings.topic_prefix + "royalty.inputs"])
+                    time.sleep(0.2)
+
+            th = threading.Thread(target=sample, daemon=True)
+            th.start()
+            t0 = time.perf_counter()
+            for i, ev in enumerate(live):
+                p.produce(ev)
+                if i % 1000 == 999:
+                    ahead = (i + 1) / rate - (time.perf_counter() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+            p.flush()
+            achieved = len(live) / (time.perf_counter() - t0)
+            wait_caught_up(settings, procs, timeout=600)
+            stop.set()
+            th.join()
+            # exactness: the live statement equals the fold engine over the same events
+            live_csv = owner(procs).statement(period)
+            from processors.statement import to_csv
+
+            expect = to_csv(compute(head + backlog + live, period))
+            exact = live_csv == expect
+        finally:
+            for w in procs:
+                w.stop()
+    lag_s = sorted(s / max(achieved, 1) for s in samples) or [0.0]
+    return {
+        "backlog_events": len(backlog),
+        "workers": workers,
+        "raw_consume_events_per_s (baseline)": raw_rate,
+        "backlog_produce_s": produced_in,
+        "backlog_events_per_s (plays+royalties+views)": backlog_rate,
+        "fixed_rate_target_events_per_s": rate,
+        "fixed_rate_achieved_events_per_s": achieved,
+        "lag_samples": len(samples),
+        "lag_p50_s (records behind / rate)": statistics.median(lag_s),
+        "lag_p99_s": lag_s[min(len(lag_s) - 1, int(len(lag_s) * 0.99))],
+        "lag_max_records": max(samples or [0]),
+        "live_statement_equals_fold_engine": exact,
+        "statement_lines": expect.count("\n") - 1,
+        "_codec": codec.__class__.__name__,
+    }
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Benchmarks (figures go into BENCHMARKS.md with the command that produced them)."""
+
+
+@bench_group.command("broker")
+@click.option("--events", default=200_000, show_default=True)
+def bench_broker_cmd(events: int) -> None:
+    """Broker start-to-ready time; Avro produce/consume throughput (events/s, MB/s)."""
+    record("broker", run_broker(events))
+
+
+@bench_group.command("pipeline")
+@click.option("--events", default=300_000, show_default=True, help="Backlog of listening events.")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--rate", default=5_000, show_default=True, help="Fixed produce rate for the lag phase (events/s).")
+@click.option("--seconds", default=20.0, show_default=True)
+def bench_pipeline_cmd(events: int, workers: int, rate: int, seconds: float) -> None:
+    """Listening events through plays, streams and royalties: sustained events/s and lag p50/p99."""
+    settings = load()
+    record("pipeline", run_pipeline(events, workers, rate, seconds), settings)
+
+
+def _optional(part: str, fn: Callable[[], dict]) -> None:
+    try:
+        record(part, fn())
+    except (ImportError, AttributeError) as exc:
+        raise PlaylogError(f"bench {part} is unavailable: {exc}") from None
+
+
+@bench_group.command("ingest")
+def bench_ingest_cmd() -> None:
+    """Seconds of audio through the full ladder per wall second; synthetic catalog tracks/s."""
+    def run() -> dict:
+        from ingest.bench import bench_ladder, bench_synthetic
+
+        return {**{f"ladder.{k}": v for k, v in bench_ladder().items()},
+                **{f"synthetic.{k}": v for k, v in bench_synthetic().items()}}
+
+    _optional("ingest", run)
+
+
+@bench_group.command("cdn")
+def bench_cdn_cmd() -> None:
+    """Segment bytes served with Range requests on loopback (MB/s)."""
+    def run() -> dict:
+        from playback.cdn_bench import run_cdn_bench
+
+        res = run_cdn_bench()
+        click.echo(res.summary())
+        return {k: v for k, v in vars(res).items() if isinstance(v, int | float | str)}
+
+    _optional("cdn", run)
+
+
+@bench_group.command("replay")
+@click.option("--events", default=2_000_000, show_default=True)
+def bench_replay_cmd(events: int) -> None:
+    """Replay events/s from Parquet and JSON Lines, each engine."""
+    def run() -> dict:
+        from sinks.bench import run_replay_suite
+
+        return run_replay_suite(events)
+
+    _optional("replay", run)
+
+
+@bench_group.command("sink")
+def bench_sink_cmd() -> None:
+    """Rows/s into ClickHouse vs a bare clickhouse-driver insert of the same rows."""
+    def run() -> dict:
+        from sinks.bench import run_sink_suite
+
+        return run_sink_suite()
+
+    _optional("sink", run)
+
+
+@bench_group.command("api")
+def bench_api_cmd() -> None:
+    """play+manifest p50/p99 at a fixed rate and the highest sustained rate."""
+    def run() -> dict:
+        from playback.api_bench import run_api_bench
+
+        return run_api_bench()
+
+    _optional("api", run)
+
+
+@bench_group.command("all")
+@click.pass_context
+def bench_all_cmd(ctx: click.Context) -> None:
+    """Every part in turn; a part that fails is reported and the others still run."""
+    failed = []
+    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api"):
+        cmd = bench_group.commands[name]
+        try:
+            ctx.invoke(cmd)
+        except PlaylogError as exc:
+            failed.append(name)
+            click.echo(f"bench {name} failed: {exc}", err=True)
+    if failed:
+        raise PlaylogError(f"bench parts failed: {', '.join(failed)}")
