@@ -37,7 +37,7 @@ chromium:
 demo: setup
 	$(VENV)/bin/playlog demo
 
-test: setup
+test: setup chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
