@@ -303,12 +303,24 @@ def bench_api_cmd() -> None:
     _optional("api", run)
 
 
+@bench_group.command("search")
+@click.option("--tracks", default=1_000_000, show_default=True)
+def bench_search_cmd(tracks: int) -> None:
+    """Search p50/p95 over a synthetic catalog (index built from catalog view documents)."""
+    def run() -> dict:
+        from playback.api_bench import run_search_bench
+
+        return run_search_bench(tracks=tracks)
+
+    _optional("search", run)
+
+
 @bench_group.command("all")
 @click.pass_context
 def bench_all_cmd(ctx: click.Context) -> None:
     """Every part in turn; a part that fails is reported and the others still run."""
     failed = []
-    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api"):
+    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search"):
         cmd = bench_group.commands[name]
         try:
             ctx.invoke(cmd)
