@@ -237,9 +237,30 @@ def bench_pipeline_cmd(events: int, workers: int, rate: int, seconds: float) -> 
     record("pipeline", run_pipeline(events, workers, rate, seconds), settings)
 
 
-def _optional(part: str, fn: Callable[[], dict]) -> None:
+def _flat(result: object) -> dict:
+    """A benchmark result as a flat dict (dataclass results included)."""
+    import dataclasses
+
+    if isinstance(result, dict):
+        return result
+    if dataclasses.is_dataclass(result):
+        out = {}
+        for k, v in dataclasses.asdict(result).items():  # type: ignore[arg-type]
+            if isinstance(v, dict):
+                out.update({f"{k}.{kk}": vv for kk, vv in v.items() if isinstance(vv, int | float | str | bool)})
+            elif isinstance(v, int | float | str | bool):
+                out[k] = v
+        return out
+    return {k: v for k, v in vars(result).items() if isinstance(v, int | float | str | bool)}
+
+
+def _optional(part: str, fn: Callable[[], object]) -> None:
     try:
-        record(part, fn())
+        result = fn()
+        summary = getattr(result, "summary", None)
+        if callable(summary):
+            click.echo(summary())
+        record(part, _flat(result))
     except (ImportError, AttributeError) as exc:
         raise PlaylogError(f"bench {part} is unavailable: {exc}") from None
 
@@ -262,9 +283,7 @@ def bench_cdn_cmd() -> None:
     def run() -> dict:
         from playback.cdn_bench import run_cdn_bench
 
-        res = run_cdn_bench()
-        click.echo(res.summary())
-        return {k: v for k, v in vars(res).items() if isinstance(v, int | float | str)}
+        return run_cdn_bench()
 
     _optional("cdn", run)
 
