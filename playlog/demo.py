@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -295,7 +296,7 @@ def royalty_figures(statements: dict[str, str], pools: dict[tuple[str, str, str]
     }
 
 
-_METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$")
+_METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+([-+0-9.eEinfNa]+)$")
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
@@ -309,6 +310,46 @@ def parse_prometheus(text: str) -> dict[str, float]:
             with contextlib.suppress(ValueError):
                 out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return out
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def histogram_quantiles(samples: dict[str, float], metric: str, by: str,
+                        qs: tuple[float, ...] = (0.5, 0.95)) -> dict[str, dict[str, float]]:
+    """Per value of label ``by``: the count and, for each quantile, the upper bound (ms) of the
+    bucket it falls in, from a Prometheus histogram's cumulative ``_bucket`` samples."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for key, value in samples.items():
+        if not key.startswith(metric + "_bucket{"):
+            continue
+        labels = dict(_LABEL.findall(key))
+        le = labels.get("le")
+        if le is None or by not in labels:
+            continue
+        bound = math.inf if le == "+Inf" else float(le)
+        buckets.setdefault(labels[by], []).append((bound, value))
+    out: dict[str, dict[str, float]] = {}
+    for name, bs in sorted(buckets.items()):
+        agg: dict[float, float] = {}
+        for bound, v in bs:  # several series (methods) may share a route: add them up
+            agg[bound] = agg.get(bound, 0.0) + v
+        ordered = sorted(agg.items())
+        total = ordered[-1][1] if ordered else 0.0
+        if total <= 0:
+            continue
+        row: dict[str, float] = {"n": int(total)}
+        for q in qs:
+            bound = next(b for b, c in ordered if c >= q * total)
+            row[f"p{int(q * 100)}_le"] = bound * 1000 if math.isfinite(bound) else math.inf
+        out[name] = row
+    return out
+
+
+def api_figures(api_url: str) -> dict:
+    with urllib.request.urlopen(f"{api_url}/metrics", timeout=5) as r:  # noqa: S310 (loopback)
+        m = parse_prometheus(r.read().decode())
+    return {"server_latency_ms": histogram_quantiles(m, "playlog_api_request_seconds", "route")}
 
 
 def cdn_figures(cdn_url: str) -> dict:
@@ -578,6 +619,7 @@ class Demo:
         ranged = range_fetch(self.settings, next(iter(next(iter(self.audio.values())).values())))
         cdn = cdn_figures(self.settings.cdn_base_url)
         views = view_counts(self.settings)
+        api = api_figures(self.api_url) if self.api_url else {}
         summary = {
             "data_dir": str(self.demo_dir),
             "seconds": self.opts.seconds,
@@ -595,6 +637,7 @@ class Demo:
             "royalties": royalties,
             "range_fetch": ranged,
             "cdn": cdn,
+            "api": api,
             "timeline": self.timeline,
         }
         for period, text in statements.items():
@@ -662,8 +705,13 @@ def print_summary(s: dict, say=click.echo) -> None:
         f"{sim['offline_plays']:,} offline plays uploaded late, {sim['blocked']:,} plays refused (rights)")
     lat = sim.get("latency_ms", {})
     if lat:
-        say("API latency       " + ", ".join(
+        say("API, as listeners saw it (incl. the simulator's own queueing)\n                  " + ", ".join(
             f"{name} p50 {v['p50']:.1f} ms / p95 {v['p95']:.1f} ms" for name, v in lat.items() if v.get("n")))
+    server = s.get("api", {}).get("server_latency_ms", {})
+    if server:
+        shown = {k: v for k, v in server.items() if k.startswith("/v1/")}
+        say("API server side   " + ", ".join(
+            f"{k} p50 <= {v['p50_le']:g} ms / p95 <= {v['p95_le']:g} ms" for k, v in shown.items()))
     say(f"event->view lag   max {s['lag']['max_records']:,} records behind; drained in {s['lag']['drain_s']}s "
         f"after the load stopped (final lag {s['lag']['final_lag']})")
     say("views             " + ", ".join(f"{k} {v:,}" for k, v in s["views"].items()))

@@ -197,8 +197,10 @@ def render(summary: dict) -> str:
         ("worker lag", f"max {lag.get('max_records', 0):,} records; drained in {lag.get('drain_s', '?')} s"),
         ("CDN", f"{cdn.get('bytes_served', 0) / 1e6:,.1f} MB served, hit ratio {cdn.get('hit_ratio', 0):.1%}"),
         ("Range fetch", f"{rf.get('status')} {rf.get('content_range')}"),
-    ] + [(f"{name} latency", f"p50 {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms (n={v['n']})")
-         for name, v in lat.items() if v.get("n")]
+    ] + [(f"{name} latency (client side)", f"p50 {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms (n={v['n']})")
+         for name, v in lat.items() if v.get("n")] + [
+        (f"API server side {route}", f"p50 <= {v['p50_le']:g} ms, p95 <= {v['p95_le']:g} ms (n={v['n']})")
+        for route, v in summary.get("api", {}).get("server_latency_ms", {}).items() if route.startswith("/v1/")]
     rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in figures)
     groups = "".join(
         f"<tr><td>{_esc(g['period'])}</td><td>{_esc(g['country'])}</td><td>{_esc(g['product'])}</td>"

@@ -84,6 +84,8 @@ def test_demo_summary_is_consistent_and_nothing_survives(data_dir: Path) -> None
     assert sim["errors"] == 0
     assert {"home", "manifest", "play", "events"} <= set(sim["latency_ms"])
     assert 0.0 <= sim["rebuffer_ratio"] < 1.0
+    server = s["api"]["server_latency_ms"]  # the API's own histogram agrees that it was called
+    assert server["/v1/events"]["n"] > 0 and server["/v1/playback/{track_id}/manifest"]["n"] > 0
 
     # royalties: every (period, country, product) with streams sums exactly to its pool
     assert roy["lines"] > 0 and roy["groups"]
