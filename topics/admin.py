@@ -45,7 +45,28 @@ def create_topics(settings: Settings, replication: int = 1, timeout: float = 30.
                 err = exc.args[0]
                 if err.code() != err.TOPIC_ALREADY_EXISTS:  # a concurrent creator won the race: fine
                     raise PlaylogError(f"cannot create topic {name}: {err.str()}") from None
+        _wait_for_leaders(admin, created, timeout)
     return created
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Until every partition of the new topics has a leader (so produce/consume work at once)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout).topics
+        for name in list(pending):
+            md = topics.get(name)
+            if md is not None and md.error is None and md.partitions and all(
+                p.leader >= 0 and p.error is None for p in md.partitions.values()
+            ):
+                pending.discard(name)
+        if pending:
+            time.sleep(0.1)
+    if pending:
+        raise PlaylogError(f"topics created but without leaders after {timeout:.0f}s: {', '.join(sorted(pending))}")
 
 
 @dataclass

@@ -164,15 +164,27 @@ def _to_record(msg: object) -> Record:
     )
 
 
+_RETRIABLE = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT}
+
+
 def end_offsets(consumer: Consumer, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], tuple[int, int]]:
-    """(topic, partition) -> (low, high) watermarks now."""
+    """(topic, partition) -> (low, high) watermarks now (retried while a new topic elects its leaders)."""
     out = {}
     md = consumer.list_topics(timeout=timeout)
     for t in topics:
         if t not in md.topics or md.topics[t].error is not None:
             raise PlaylogError(f"topic {t} does not exist; run 'playlog topics create'")
         for p in md.topics[t].partitions:
-            out[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    out[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout)
+                    break
+                except KafkaException as exc:
+                    if exc.args[0].code() not in _RETRIABLE or time.monotonic() > deadline:
+                        raise PlaylogError(f"cannot read the end offsets of {t}[{p}]: {exc.args[0].str()}") from None
+                    time.sleep(0.1)
     return out
 
 
