@@ -40,6 +40,7 @@ from topics.catalog import topic_spec
 log = logging.getLogger(__name__)
 
 BATCH = 20000
+PUBLISH_EVERY = 5.0  # seconds between publications of streams and statements
 WITHIN = 0.05
 
 
@@ -220,6 +221,20 @@ def create_app(
                 stats["royalty_s"] += time.perf_counter() - t0
 
             await until_done("royalty", step)
+
+    streams_t = topic("streams")
+    statements_t = topic("view.royalties")
+
+    @app.timer(interval=PUBLISH_EVERY)
+    async def publish_streams_and_statements() -> None:
+        """Every few seconds, for the periods that changed: the qualifying streams (compacted,
+        keyed by play_id, tombstones for plays no longer streams) and the statement CSV."""
+        if not ensure_rebuilt():
+            return
+        for period in view.take_dirty():
+            for pid, raw in view.stream_changes(period):
+                await streams_t.send(key=pid.encode(), value=raw)
+            await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode())
 
     # -- per-key views for the API's read replicas ------------------------------------------
     def make_view_agent(spec: views.ViewSpec) -> None:

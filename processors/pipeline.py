@@ -85,6 +85,9 @@ class RoyaltyView:
     def __init__(self) -> None:
         self.state = royalties.RoyaltyState()
         self.facts = 0
+        self.dirty: set[str] = set()  # periods whose statement/streams may have changed
+        self.all_dirty = False  # a catalog/rights/takedown fact may touch any period
+        self.published: dict[str, set[str]] = {}  # period -> play ids last published as streams
 
     def apply(self, fact: dict[str, Any]) -> str | None:
         """Fold one fact; returns the period it touched (None when not a single period)."""
@@ -92,12 +95,40 @@ class RoyaltyView:
         if fact["kind"] == "play":
             summary = plays.PlaySummary.from_dict({k: v for k, v in fact.items() if k != "kind"})
             royalties.apply_play_summary(self.state, summary)
-            return period_of(summary.play_time)
+            period = period_of(summary.play_time)
+            self.dirty.add(period)
+            return period
         event = fact["event"]
         royalties.evolve(self.state, event)
         if event["type"] == "royalty.pool_declared":
+            self.dirty.add(event["period"])
             return event["period"]
+        self.all_dirty = True
         return None
+
+    def take_dirty(self) -> list[str]:
+        """The periods to re-publish (and forget that they were dirty)."""
+        periods = set(self.state.by_period) if self.all_dirty else self.dirty & set(self.state.by_period)
+        periods |= self.dirty & set(self.published)
+        self.dirty = set()
+        self.all_dirty = False
+        return sorted(periods)
+
+    def stream_changes(self, period: str) -> list[tuple[str, bytes | None]]:
+        """Records for the compacted ``streams`` topic: one per stream keyed by play_id, and a
+        tombstone for a play that stopped being a stream (a late rights change, a takedown, the
+        loop cap...). Re-publishing the same state sends the same records: idempotent by key."""
+        now = {}
+        for pid, country, product, canon, shares in royalties.streams_of(self.state, period):
+            key, ms = self.state.plays[pid]
+            now[pid] = orjson.dumps({
+                "play_id": pid, "period": period, "user_id": key[3], "track_id": key[4], "canonical_track_id": canon,
+                "country": country, "product": product, "play_time": key[1], "ms_played": ms,
+                "rightsholders": [{"rightsholder_id": rh, "share_ppm": ppm} for rh, ppm in shares],
+            })
+        gone = self.published.get(period, set()) - set(now)
+        self.published[period] = set(now)
+        return [(pid, raw) for pid, raw in now.items()] + [(pid, None) for pid in sorted(gone)]
 
     def apply_batch(
         self, items: Iterable[tuple[bytes, bytes, Any]]

@@ -80,6 +80,26 @@ def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:
                                "--out", str(tmp_path / "live.csv")], env=env, capture_output=True, text=True, timeout=120)
         assert live.returncode == 0, live.stderr
         assert (tmp_path / "live.csv").read_text() == _expected("2026-04")
+        # the qualifying streams (compacted, keyed by play_id) and the published statements
+        import time
+
+        from processors import royalties
+
+        want = {pid for per in ("2026-04", "2026-05", "2026-06")
+                for pid, *_ in royalties.streams_of(royalties.fold(_fixture_events()), per)}
+        deadline = time.monotonic() + 30
+        while True:
+            latest: dict[str, bytes | None] = {}
+            for r in iter_records(kafka_env, [kafka_env.topic_prefix + "streams"]):
+                latest[r.key.decode()] = r.value
+            live_streams = {k for k, v in latest.items() if v is not None}
+            statements = {r.key.decode(): r.value.decode()
+                          for r in iter_records(kafka_env, [kafka_env.topic_prefix + "view.royalties"])}
+            if (live_streams == want and statements.get("2026-05") == _expected("2026-05")) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert live_streams == want
+        assert statements["2026-05"] == _expected("2026-05")
         views = {}
         for r in iter_records(kafka_env, [kafka_env.topic_prefix + "view.playlists", kafka_env.topic_prefix + "view.users"]):
             views[(r.topic.rsplit(".", 1)[1], r.key.decode())] = json.loads(r.value)

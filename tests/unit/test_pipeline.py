@@ -128,3 +128,25 @@ def test_catalog_view_carries_first_ingest_for_replicas() -> None:
     published, _ = views.apply_batch(spec, {}, [(i, e) for i, e in enumerate(tracks)])
     doc = published["track:" + tracks[0]["track_id"]][1]
     assert doc["first"]["isrc"] and doc["first"]["event_id"]
+
+
+def test_streams_records_follow_late_events_with_tombstones() -> None:
+    from processors import royalties
+
+    view = _live(EVENTS, [3000])
+    assert set(view.take_dirty()) >= {"2026-04", "2026-05"}
+    first = dict(view.stream_changes("2026-05"))
+    expected = {pid for pid, *_ in royalties.streams_of(royalties.fold(EVENTS), "2026-05")}
+    assert set(first) == expected and all(v is not None for v in first.values())
+    assert view.stream_changes("2026-05") == sorted(first.items(), key=lambda kv: list(first).index(kv[0]))
+    # a late takedown everywhere of one streamed track: its plays become tombstones
+    rec = json.loads(first[next(iter(first))])
+    canon = rec["canonical_track_id"]
+    late = {"type": "track.taken_down", "event_id": "late-td", "occurred_at": 0, "track_id": canon,
+            "territories": ["*"], "reason": "test"}
+    view.apply({"kind": "event", "event": late})
+    assert "2026-05" in view.take_dirty()
+    changes = dict(view.stream_changes("2026-05"))
+    gone = {pid for pid, raw in changes.items() if raw is None}
+    assert gone and all(json.loads(first[pid])["canonical_track_id"] == canon for pid in gone)
+    assert not any(json.loads(raw)["canonical_track_id"] == canon for raw in changes.values() if raw)
