@@ -155,9 +155,9 @@ def create_app(
                 t0 = time.perf_counter()
                 good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
                 await send_dead(dead)
-                for s in pipeline.play_summaries(ev for _, ev in good):
-                    key, value = pipeline.fact_of_summary(s)
-                    inputs_t.send_soon(key=key.encode(), value=value)
+                facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(ev for _, ev in good)]
+                for packed in pipeline.pack_facts(facts):
+                    inputs_t.send_soon(key=b"plays", value=packed)
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
 
@@ -173,10 +173,10 @@ def create_app(
                 good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
                 # catalog and rights records that do not decode are dead-lettered by their view agents
                 await send_dead([d for d in dead if d.record.topic == prefix + "finance"])
-                for _, ev in good:
-                    if ev["type"] in pipeline.ROYALTY_EVENT_TYPES:
-                        key, value = pipeline.fact_of_event(codec, ev)
-                        inputs_t.send_soon(key=key.encode(), value=value)
+                facts = [pipeline.fact_of_event(codec, ev) for _, ev in good
+                         if ev["type"] in pipeline.ROYALTY_EVENT_TYPES]
+                for packed in pipeline.pack_facts(facts):
+                    inputs_t.send_soon(key=b"catalog", value=packed)
 
             await until_done("royalty_sources", step)
 
@@ -211,9 +211,15 @@ def create_app(
             async def step(events: list = events) -> None:
                 t0 = time.perf_counter()
                 ensure_rebuilt()
-                items = [(e.key if isinstance(e.key, bytes) else str(e.key).encode(), e.value, e) for e in events]
+                items = []
+                unreadable = []
+                for e in events:
+                    try:
+                        items.extend((k, raw, e) for k, raw in pipeline.unpack_facts(e.value))
+                    except ValueError as exc:
+                        unreadable.append(pipeline.Dead(_raw(e), str(exc)))
                 store, bad = view.apply_batch(items)
-                await send_dead([pipeline.Dead(_raw(src), reason) for src, reason in bad])
+                await send_dead(unreadable + [pipeline.Dead(_raw(src), reason) for src, reason in bad])
                 for key, (raw, src) in store.items():  # one changelog write per key per batch
                     with in_event(src):
                         royalty_facts[key] = raw

@@ -65,9 +65,11 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
                     ("reason", d.reason.encode()), ("source.topic", d.record.topic.encode()),
                     ("source.partition", str(d.record.partition).encode()),
                     ("source.offset", str(d.record.offset).encode())])
-            for s in pipeline.play_summaries(ev for _, ev in good):
-                key, value = pipeline.fact_of_summary(s)
-                producer.produce_raw(inputs, value, key=key, partition=0)
+            facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(ev for _, ev in good)]
+            for i, packed in enumerate(pipeline.pack_facts(facts)):
+                first = recs[0]
+                producer.produce_raw(inputs, packed, key=f"plays:{first.topic}:{first.partition}:{first.offset}:{i}",
+                                     partition=0)
             producer.flush()  # facts durable before the offsets that produced them are committed
             consumer.commit(asynchronous=False)
             processed += len(recs)

@@ -28,7 +28,10 @@ def _live(events: list[dict], cuts: list[int]) -> pipeline.RoyaltyView:
         batch = events[lo:hi]
         facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(batch)]
         facts += [pipeline.fact_of_event(codec, e) for e in batch if e["type"] in pipeline.ROYALTY_EVENT_TYPES]
-        for key, raw in facts:
+        records = pipeline.pack_facts(facts, per_record=97)  # what goes over royalty.inputs
+        assert len(records) == -(-len(facts) // 97)
+        for key, raw in (kv for rec in records for kv in pipeline.unpack_facts(rec)):
+            key = key.decode()
             fact = pipeline.parse_fact(raw)
             if fact["kind"] == "play":
                 raw = pipeline.merge_summary_bytes(table.get(key), raw)
@@ -91,6 +94,12 @@ def test_bad_royalty_fact_is_refused() -> None:
 
     with pytest.raises(ValueError):
         pipeline.parse_fact(b'{"kind": "mystery"}')
+    for raw in (b"not json", b'{"a": 1}', b'[["k"]]', b"[[1, {}]]"):
+        with pytest.raises(ValueError):
+            pipeline.unpack_facts(raw)
+    view = pipeline.RoyaltyView()
+    store, bad = view.apply_batch([(b"p:x", b'{"kind": "play"}', "src")])
+    assert store == {} and bad and bad[0][0] == "src"
 
 
 def _ev(obj: dict) -> dict:
