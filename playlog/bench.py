@@ -148,9 +148,12 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
         try:
             wait_caught_up(settings, procs, timeout=300)  # workers up, partitions assigned, catalog folded
             # backlog phase: produce the backlog as fast as possible; time until every stage is caught up
+            from topics.catalog import key_of, topic_of
+
+            encoded = [(settings.topic_prefix + topic_of(ev["type"]), codec.encode(ev), key_of(ev)) for ev in backlog]
             first = time.perf_counter()
-            for ev in backlog:
-                p.produce(ev)
+            for topic, raw, key in encoded:  # pre-encoded: the producer is not what is measured
+                p.produce_raw(topic, raw, key=key)
             p.flush()
             produced_in = time.perf_counter() - first
             wait_caught_up(settings, procs, timeout=900)
@@ -163,6 +166,7 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
             # fixed-rate phase: lag samples while producing `rate` events/s
             live = list(listening_events(int(rate * seconds), n_tracks=tracks, start_ms=start_ms + 3_600_000, seed=11,
                                          prefix="l"))
+            live_encoded = [(settings.topic_prefix + "listening", codec.encode(ev), ev["user_id"]) for ev in live]
             samples: list[int] = []
             stop = threading.Event()
 
@@ -175,8 +179,8 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
             th = threading.Thread(target=sample, daemon=True)
             th.start()
             t0 = time.perf_counter()
-            for i, ev in enumerate(live):
-                p.produce(ev)
+            for i, (topic, raw, key) in enumerate(live_encoded):
+                p.produce_raw(topic, raw, key=key)
                 if i % 1000 == 999:
                     ahead = (i + 1) / rate - (time.perf_counter() - t0)
                     if ahead > 0:
