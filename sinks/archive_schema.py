@@ -178,14 +178,6 @@ def records_to_table(records: Iterable[Record], schema: pa.Schema | None = None)
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _ms(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    return (value - _EPOCH) // _MS_DELTA
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_DELTA = timedelta(milliseconds=1)
 

@@ -204,3 +204,98 @@ def _count_events(source: Path) -> int:
 
     files = sorted(source.rglob("*.parquet")) if source.is_dir() else [source]
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _fold_replay(path: Path, period: str) -> int:
+    """The fold engine over a JSON Lines file (codec + processors.royalties); statement lines."""
+    from processors.royalties import fold, statement
+    from schemas.codec import EventError, default_codec
+
+    codec = default_codec()
+    events = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                events.append(codec.from_json(orjson.loads(line)))
+            except (EventError, orjson.JSONDecodeError):
+                continue
+    return len(statement(fold(events), period))
+
+
+def run_replay_suite(n_events: int = 2_000_000, period: str = "2026-05", jsonl_events: int = 200_000,
+                     workdir: Path | str | None = None) -> dict[str, Any]:
+    """Replay events/s: sql engine from Parquet (n_events), sql (codec / sql validation) and fold from JSONL."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        root = Path(tmp) / "archive"
+        write_synthetic_archive(root, n_events, period)
+        out: dict[str, Any] = {}
+        r = bench_replay(root, period, repeat=3)
+        out["sql.parquet.events"] = r["events"]
+        out["sql.parquet.seconds"] = r["seconds"]
+        out["sql.parquet.events_per_s"] = r["events_per_s"]
+        jsonl = Path(tmp) / "events.jsonl"
+        n = write_synthetic_jsonl(jsonl, jsonl_events, period)
+        for mode in ("codec", "sql"):
+            r = bench_replay(jsonl, period, validate=mode, repeat=2)
+            out[f"sql.jsonl_{mode}.events"] = n
+            out[f"sql.jsonl_{mode}.events_per_s"] = r["events_per_s"]
+        try:
+            t = time.perf_counter()
+            _fold_replay(jsonl, period)
+            dt = time.perf_counter() - t
+            out["fold.jsonl.events"] = n
+            out["fold.jsonl.events_per_s"] = int(n / dt)
+        except ImportError as exc:  # the fold engine lives in processors/
+            log.warning("fold engine unavailable for the bench: %s", exc)
+    log.info("replay bench: %s", out)
+    return out
+
+
+def run_sink_suite(n_rows: int = 200_000, batch: int = 20_000, workdir: Path | str | None = None) -> dict[str, Any]:
+    """Rows/s of the ClickHouse sink (raw events) vs a bare clickhouse-driver insert of the same rows.
+
+    Starts a private clickhouse-server (sinks/clickhouse_server.py). Both paths insert the same
+    column values in the same batch size; the sink also decodes nothing (records are given) but
+    builds rows from events (JSON payload) and uses its ReplacingMergeTree table.
+    """
+    import tempfile
+
+    from clickhouse_driver import Client
+
+    from schemas.codec import default_codec
+    from sinks.archive_schema import table_to_records
+    from sinks.clickhouse import EVENT_COLUMNS, ClickHouseSink, _event_row
+    from sinks.clickhouse_server import LocalClickHouse
+
+    listening = synthetic_events(n_rows, seed=11)["listening"].slice(0, n_rows)
+    records = table_to_records(listening)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, LocalClickHouse(Path(tmp) / "ch") as ch:
+        sink = ClickHouseSink(ch.url.rsplit("/", 1)[0] + "/bench")
+        t = time.perf_counter()
+        for i in range(0, len(records), batch):
+            sink.write(records[i : i + batch])
+            sink.flush()
+        sink_s = time.perf_counter() - t
+        codec = default_codec()
+        rows = [_event_row(r, codec) for r in records]
+        bare = Client(host="127.0.0.1", port=ch.tcp_port)
+        bare.execute("CREATE TABLE bench.bare AS bench.events")
+        cols = ", ".join(f"`{c}`" for c in EVENT_COLUMNS)
+        t = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            bare.execute(f"INSERT INTO bench.bare ({cols}) VALUES", rows[i : i + batch])
+        bare_s = time.perf_counter() - t
+        got = sink.client.execute("SELECT count() FROM bench.events FINAL")[0][0]
+        sink.close()
+        bare.disconnect()
+    out = {
+        "rows": len(records),
+        "rows_in_clickhouse": got,
+        "sink.rows_per_s": int(len(records) / sink_s),
+        "bare_driver.rows_per_s": int(len(records) / bare_s),
+        "ratio_sink_to_bare": round(bare_s / sink_s, 3),
+    }
+    log.info("sink bench: %s", out)
+    return out

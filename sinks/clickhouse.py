@@ -101,7 +101,7 @@ def _event_row(rec: Record, codec) -> tuple:
         topic, partition, offset, key, ev["type"], ev["event_id"], dt, ms, dt.date(),
         ev.get("play_id"), ev.get("user_id"), ev.get("track_id"), ev.get("country"), ev.get("product"),
         ev.get("ms_played"), ev.get("context_uri"),
-        orjson.dumps(codec.to_json(ev)).decode(),
+        orjson.dumps(ev).decode(),  # the in-memory form: timestamps as epoch ms
     )
 
 

@@ -119,18 +119,24 @@ def run_kafka(
     batch_size: int = 5000,
 ) -> RunStats:
     """Consume ``topics`` (names without the prefix) as ``group_id`` into ``sink``."""
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, TopicPartition
 
-    from topics.consumer import commit, consumer_config, iter_batches
+    from topics.consumer import commit, consumer_config, end_offsets, iter_batches
     from topics.producer import EventProducer, dead_letter
 
     full = [settings.topic_prefix + t for t in topics]
     consumer = Consumer(consumer_config(settings, group_id))
     producer = EventProducer(settings)
     try:
+        # Partitions are assigned explicitly from the group's committed offsets (no group
+        # rebalances: one sink worker per group), and commits still go to the group.
+        ends = end_offsets(consumer, full)
+        committed = consumer.committed([TopicPartition(t, p) for (t, p) in ends], timeout=30)
+        start = {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
+        log.info("sink %s resumes from %d committed partition offsets", sink.name, len(start))
         batches = iter_batches(
-            settings, full, group_id=group_id, until_end=until_end, batch_size=batch_size,
-            idle_timeout=idle_timeout, consumer=consumer,
+            settings, full, group_id=None, until_end=until_end, batch_size=batch_size,
+            idle_timeout=idle_timeout, start_offsets=start, consumer=consumer,
         )
         return run_batches(
             sink,
