@@ -87,6 +87,10 @@ _USERS = """<?xml version="1.0"?>
 """
 
 
+class _NotReady(Exception):
+    pass
+
+
 class ClickHouseUnavailable(RuntimeError):
     """The server binary is missing or the server did not come up."""
 
@@ -162,6 +166,21 @@ class LocalClickHouse:
 
         deadline = time.monotonic() + timeout
         last: Exception | None = None
+        driver_log = logging.getLogger("clickhouse_driver.connection")
+        level = driver_log.level
+        driver_log.setLevel(logging.CRITICAL)  # "connection refused" while the server boots is expected
+        try:
+            self._poll_ready(deadline, Client, CHError)
+            return
+        except _NotReady as exc:
+            last = exc.__cause__
+        finally:
+            driver_log.setLevel(level)
+        self.stop()
+        raise ClickHouseUnavailable(f"clickhouse-server not ready after {timeout}s: {last}; {self._log_tail()}")
+
+    def _poll_ready(self, deadline: float, Client, CHError) -> None:  # noqa: N803 - classes passed in
+        last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise ClickHouseUnavailable(f"clickhouse-server exited with {self.proc.returncode}: {self._log_tail()}")
@@ -173,8 +192,7 @@ class LocalClickHouse:
             except (CHError, OSError, EOFError) as exc:
                 last = exc
                 time.sleep(0.2)
-        self.stop()
-        raise ClickHouseUnavailable(f"clickhouse-server not ready after {timeout}s: {last}; {self._log_tail()}")
+        raise _NotReady() from last
 
     def _log_tail(self) -> str:
         for name in ("server.err.log", "stdout.log"):
