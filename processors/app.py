@@ -113,10 +113,9 @@ def create_app(
         broker_commit_interval=1.0,
         table_cleanup_interval=60.0,
         broker_session_timeout=10.0,
-        # throughput: big polls, deep stream buffers and batched produce (agents work in batches)
-        broker_max_poll_records=10_000,
-        stream_buffer_maxsize=65_536,
-        consumer_max_fetch_size=8 * 1024 * 1024,
+        # batched produce (agents work in batches). Deeper stream buffers / bigger polls
+        # (stream_buffer_maxsize, broker_max_poll_records) made a restarted worker stall on
+        # topics several agents share, so they stay at Faust's defaults.
         producer_linger=0.02,
         producer_max_batch_size=1024 * 1024,
         broker_heartbeat_interval=2.0,
@@ -129,8 +128,6 @@ def create_app(
         return app.topic(prefix + name, key_type=bytes, value_type=bytes, **kw)
 
     listening_t = topic("listening")
-    royalty_src_t = app.topic(prefix + "catalog", prefix + "rights", prefix + "finance",
-                              key_type=bytes, value_type=bytes)
     inputs_t = topic("royalty.inputs")
     deadletter_t = topic("deadletter")
 
@@ -141,7 +138,7 @@ def create_app(
 
     async def send_dead(dead: list[pipeline.Dead]) -> None:
         for d in dead:
-            await deadletter_t.send(
+            await deadletter_t.send(force=True,
                 key=d.record.topic.encode(), value=d.record.value or b"",
                 headers=[("reason", d.reason.encode()), ("source.topic", d.record.topic.encode()),
                          ("source.partition", str(d.record.partition).encode()),
@@ -157,7 +154,7 @@ def create_app(
                 await send_dead(dead)
                 facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(ev for _, ev in good)]
                 for packed in pipeline.pack_facts(facts):
-                    inputs_t.send_soon(key=b"plays", value=packed)
+                    inputs_t.send_soon(key=b"plays", value=packed, force=True)
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
 
@@ -166,38 +163,32 @@ def create_app(
     if faust_plays:
         app.agent(listening_t, name="listening")(listening)
 
-    @app.agent(royalty_src_t)
-    async def royalty_sources(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH, within=WITHIN):
-            async def step(events: list = events) -> None:
-                good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
-                # catalog and rights records that do not decode are dead-lettered by their view agents
-                await send_dead([d for d in dead if d.record.topic == prefix + "finance"])
-                facts = [pipeline.fact_of_event(codec, ev) for _, ev in good
-                         if ev["type"] in pipeline.ROYALTY_EVENT_TYPES]
-                for packed in pipeline.pack_facts(facts):
-                    inputs_t.send_soon(key=b"catalog", value=packed)
-
-            await until_done("royalty_sources", step)
-
     def owner() -> bool:
         from faust.types import TP
 
         return TP(prefix + "royalty.inputs", 0) in app.assignor.assigned_actives()
 
     def ensure_rebuilt() -> bool:
-        """Build the in-memory view from the recovered table once this worker owns it."""
-        if rebuilt["done"]:
-            return True
-        if not owner() or not app.tables.recovery.completed.is_set():
-            return False
+        """Whether this worker holds the view (rebuilt from the recovered table)."""
+        return rebuilt["done"] and owner()
+
+    @royalty_facts.on_recover
+    async def rebuild_after_recovery() -> None:
+        """After each recovery of the table (every rebalance), rebuild the view from it.
+
+        (Not on ``app.tables.recovery.completed``: that event stays set after the first
+        recovery, so a later rebalance would rebuild from a table still being recovered.)
+        """
+        view.__init__()
+        rebuilt["done"] = False
+        if not owner():
+            return
         n = 0
         for _, raw in royalty_facts.items():
             view.apply(pipeline.parse_fact(raw))
             n += 1
         rebuilt["done"] = True
         log.info("royalty view rebuilt from %d stored facts", n)
-        return True
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
@@ -239,42 +230,57 @@ def create_app(
             return
         for period in view.take_dirty():
             for pid, raw in view.stream_changes(period):
-                await streams_t.send(key=pid.encode(), value=raw)
-            await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode())
+                await streams_t.send(key=pid.encode(), value=raw, force=True)
+            await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode(), force=True)
 
-    # -- per-key views for the API's read replicas ------------------------------------------
-    def make_view_agent(spec: views.ViewSpec) -> None:
-        # changelog co-partitioned with the source topic (same count, same key)
-        table = app.Table(f"view_{spec.name}", key_type=str, value_type=bytes,
-                          partitions=topic_spec(spec.source_topics[0]).partitions)
-        src = app.topic(*(prefix + t for t in spec.source_topics), key_type=bytes, value_type=bytes)
-        out_t = topic(f"view.{spec.name}")
+    # -- one agent per source topic: per-key views (API read replicas) and royalty facts --------
+    # Each topic has exactly one agent: with several Faust agents (or a multi-topic agent) on the
+    # same topic, a worker restarted after SIGKILL stopped receiving those topics.
+    tables = {
+        spec.name: app.Table(f"view_{spec.name}", key_type=str, value_type=bytes,
+                             # changelog co-partitioned with the source topic (same count, same key)
+                             partitions=topic_spec(spec.source_topics[0]).partitions)
+        for spec in views.VIEWS
+    }
+    view_topics = {spec.name: topic(f"view.{spec.name}") for spec in views.VIEWS}
+    source_names = sorted({t for spec in views.VIEWS for t in spec.source_topics} | {"finance"})
 
-        def write(key: str, raw: bytes, source: Any) -> None:
-            with in_event(source):
-                table[key] = raw
+    def make_topic_agent(source: str) -> None:
+        specs = [spec for spec in views.VIEWS if source in spec.source_topics]
+        forwards_facts = source in ("catalog", "rights", "finance")
 
         async def agent(stream: faust.StreamT) -> None:
             async for events in stream.take_events(BATCH, within=WITHIN):
                 async def step(events: list = events) -> None:
                     pairs = [(_raw(e), e) for e in events]
                     good, dead = pipeline.decode_batch(codec, [r for r, _ in pairs])
+                    await send_dead(dead)
                     by_rec = {(r.topic, r.partition, r.offset): e for r, e in pairs}
-                    # only the view's own source topic reports undecodable records (no double dead letters)
-                    await send_dead([d for d in dead if d.record.topic == prefix + spec.source_topics[0]])
                     items = [(by_rec[(r.topic, r.partition, r.offset)], ev) for r, ev in good]
-                    published, refused = views.apply_batch(spec, table, items, write)
-                    await send_dead([pipeline.Dead(_raw(src_ev), f"{spec.name}: {reason}") for src_ev, reason in refused])
-                    for key, (_, doc) in published.items():
-                        await out_t.send(key=key.encode(), value=views.dumps(doc))
+                    for spec in specs:
+                        table = tables[spec.name]
 
-                await until_done(f"view {spec.name}", step)
+                        def write(key: str, raw: bytes, src: Any, table: Any = table) -> None:
+                            with in_event(src):  # the key's partition: same key, same partition count
+                                table[key] = raw
 
-        agent.__name__ = f"view_{spec.name}"
-        app.agent(src, name=f"view_{spec.name}")(agent)
+                        published, refused = views.apply_batch(spec, table, items, write)
+                        await send_dead([pipeline.Dead(_raw(src), f"{spec.name}: {reason}") for src, reason in refused])
+                        for key, (_, doc) in published.items():
+                            await view_topics[spec.name].send(key=key.encode(), value=views.dumps(doc), force=True)
+                    if forwards_facts:
+                        facts = [pipeline.fact_of_event(codec, ev) for _, ev in items
+                                 if ev["type"] in pipeline.ROYALTY_EVENT_TYPES]
+                        for packed in pipeline.pack_facts(facts):
+                            inputs_t.send_soon(key=source.encode(), value=packed, force=True)
 
-    for spec in views.VIEWS:
-        make_view_agent(spec)
+                await until_done(f"topic {source}", step)
+
+        agent.__name__ = f"on_{source}"
+        app.agent(topic(source), name=f"on_{source}")(agent)
+
+    for source in source_names:
+        make_topic_agent(source)
 
     @app.page("/royalties/{period}")
     class RoyaltyStatement(View):

@@ -33,8 +33,13 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
 
     from processors import plays_stage as stage
     from processors.app import create_app
+    from topics.lag import init_group_offsets
 
     settings = load()
+    faust_topics = ["catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
+    if plays_stage == "faust":
+        faust_topics.append("listening")
+    init_group_offsets(settings, f"{settings.topic_prefix}worker", [settings.topic_prefix + t for t in faust_topics])
     child = None
     if plays_stage == "process":
         child = multiprocessing.get_context("spawn").Process(target=stage.run_process, args=(settings,),

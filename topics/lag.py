@@ -22,3 +22,30 @@ def group_lag(settings: Settings, group_id: str, topics: list[str], timeout: flo
         return lag
     finally:
         c.close()
+
+
+def init_group_offsets(settings: Settings, group_id: str, topics: list[str], timeout: float = 10.0) -> int:
+    """Commit the low watermark for every partition the group has never committed; returns how many.
+
+    Faust (0.15) never commits a partition whose group offset is still unset when it started
+    reading it at a record whose offset is not 0 (e.g. after retention) and, as seen here, sometimes
+    not even from 0: the lag then never reaches zero although everything is processed. Starting
+    from an explicit committed offset avoids that path. Best effort: a group with live members
+    refuses commits from outside, and then its offsets are already set anyway.
+    """
+    from confluent_kafka import KafkaException
+
+    c = Consumer(consumer_config(settings, group_id))
+    try:
+        ends = end_offsets(c, topics, timeout)
+        committed = c.committed([TopicPartition(t, p) for (t, p) in ends], timeout=timeout)
+        todo = [TopicPartition(tp.topic, tp.partition, ends[(tp.topic, tp.partition)][0])
+                for tp in committed if tp.offset < 0]
+        if todo:
+            try:
+                c.commit(offsets=todo, asynchronous=False)
+            except KafkaException:
+                return 0
+        return len(todo)
+    finally:
+        c.close()
