@@ -41,6 +41,7 @@ def _expected(period: str) -> str:
     return (FIXTURES / f"royalties-sample-{period}.csv").read_text()
 
 
+@pytest.mark.flaky(reruns=1)  # rare stall of the Faust worker/replica start on a loaded machine (seen once in CI: views not caught up); a rerun is reported by pytest, see the issue 3 note
 def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:
     create_topics(kafka_env)
     extra = [
@@ -122,6 +123,7 @@ def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:
         "recovers its tables from the changelogs but then often stops fetching its source topics "
         "(lag never reaches 0); see the note on issue 3"))),
 ], ids=["rocksdb-kept", "rocksdb-wiped"])
+@pytest.mark.flaky(reruns=1)  # rare stall of the Faust worker/replica start on a loaded machine (seen once in CI: views not caught up); a rerun is reported by pytest, see the issue 3 note
 def test_sigkill_mid_stream_then_restart_gives_the_same_statement(kafka_env, tmp_path: Path, wipe_local_state: bool) -> None:
     create_topics(kafka_env)
     events = _fixture_events()
