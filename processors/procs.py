@@ -13,6 +13,7 @@ from pathlib import Path
 
 from playlog.config import Settings
 from playlog.errors import PlaylogError
+from playlog.procs import stop_process
 from topics.lag import group_lag
 from topics.localkafka import free_port
 
@@ -65,12 +66,7 @@ class WorkerProcess:
             self.proc.wait(10)  # type: ignore[union-attr]
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
-            try:
-                self.proc.wait(timeout)  # type: ignore[union-attr]
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, timeout, group=True)
 
 
 def source_lag(settings: Settings) -> dict[str, int]:

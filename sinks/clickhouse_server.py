@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from playlog.procs import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ _USERS = """<?xml version="1.0"?>
     </quotas>
 </yandex>
 """
+
 
 
 class _NotReady(Exception):
@@ -202,14 +204,7 @@ class LocalClickHouse:
         return "(no log)"
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, timeout)
 
     def __enter__(self) -> LocalClickHouse:
         return self.start()

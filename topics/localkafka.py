@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ import click
 
 from playlog.config import Settings, load
 from playlog.errors import PlaylogError
+from playlog.procs import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +187,7 @@ class LocalKafka:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful stop (SIGTERM, then SIGKILL after ``timeout``)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, timeout)
 
     def __enter__(self) -> LocalKafka:
         self.start()
