@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, TopicPartition
 
 from playlog.config import Settings
+from playlog.errors import PlaylogError
 from topics.kafka_io import consumer_config, end_offsets
 
 
@@ -33,19 +36,27 @@ def init_group_offsets(settings: Settings, group_id: str, topics: list[str], tim
     from an explicit committed offset avoids that path. Best effort: a group with live members
     refuses commits from outside, and then its offsets are already set anyway.
     """
+    import logging
+
     from confluent_kafka import KafkaException
 
+    log = logging.getLogger(__name__)
     c = Consumer(consumer_config(settings, group_id))
     try:
-        ends = end_offsets(c, topics, timeout)
-        committed = c.committed([TopicPartition(t, p) for (t, p) in ends], timeout=timeout)
-        todo = [TopicPartition(tp.topic, tp.partition, ends[(tp.topic, tp.partition)][0])
-                for tp in committed if tp.offset < 0]
-        if todo:
-            try:
-                c.commit(offsets=todo, asynchronous=False)
-            except KafkaException:
-                return 0
-        return len(todo)
+        deadline = time.monotonic() + 3 * timeout
+        while True:
+            try:  # a fresh broker answers NOT_COORDINATOR while its group coordinator loads
+                ends = end_offsets(c, topics, timeout)
+                committed = c.committed([TopicPartition(t, p) for (t, p) in ends], timeout=timeout)
+                todo = [TopicPartition(tp.topic, tp.partition, ends[(tp.topic, tp.partition)][0])
+                        for tp in committed if tp.offset < 0]
+                if todo:
+                    c.commit(offsets=todo, asynchronous=False)
+                return len(todo)
+            except (KafkaException, PlaylogError) as exc:
+                if time.monotonic() > deadline:
+                    log.warning("could not initialise the offsets of group %s: %s", group_id, exc)
+                    return 0
+                time.sleep(0.5)
     finally:
         c.close()
