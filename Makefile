@@ -18,11 +18,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[all]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# Apache Kafka (KRaft) jars from Maven Central, copied once into ~/.cache/playlog (topics/kafka/pom.xml)
+# Apache Kafka (KRaft) jars from Maven Central, copied once into ~/.cache/playlog (devstack/kafka/pom.xml)
 kafka-jars: venv
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
 	@command -v mvn >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq maven; }
-	$(PY) -c "from topics.localkafka import ensure_jars; print('kafka jars:', ensure_jars())"
+	$(PY) -c "from devstack.kafka import ensure_jars; print('kafka jars:', ensure_jars())"
 
 # Debian's clickhouse-server, for the ClickHouse sink tests (tests start their own private server)
 clickhouse:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.timefmt import format_ts, parse_ts
 from schemas.codec import EventError, default_codec
-from schemas.timefmt import format_ts, parse_ts
 from topics.emit import EventSink, JsonlSink
 
 
@@ -28,7 +28,7 @@ class IngestFailed(PlaylogError):
 def open_sink(emit: str | None) -> EventSink:
     if emit:
         return JsonlSink(emit)
-    from playlog.config import load
+    from core.settings import load
 
     try:
         from topics.producer import KafkaEventSink
@@ -88,8 +88,8 @@ def ingest_command(directory: Path, emit: str | None, at: str | None, segment_ms
     ingest/masters.py). Masters that fail are named with the reason; the others are ingested and
     the exit code is 1.
     """
-    from ingest.pipeline import ingest_directory
-    from playlog.config import load
+    from core.settings import load
+    from ingest.run import ingest_directory
 
     if not directory.is_dir():
         raise PlaylogError(f"{directory} is not a directory of masters")
@@ -210,8 +210,8 @@ def catalog_generate(tracks: int, seed: int, audio_tracks: int, audio_seconds: f
     """Generate a realistic catalog (artists, albums, tracks, splits, rights, aliases, takedowns)."""
     from tqdm import tqdm
 
+    from core.settings import load
     from ingest.synthetic import SyntheticCatalog, ingest_audio
-    from playlog.config import load
 
     start_ms = _time(start, "--start")
     catalog = SyntheticCatalog(tracks, seed, start=start_ms, audio_tracks=audio_tracks, audio_seconds=audio_seconds)

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
 
 
 class IngestIndex:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.timefmt import format_ts, parse_ts
 from schemas.codec import EventError, default_codec
-from schemas.timefmt import format_ts, parse_ts
 
 AUDIO_EXTENSIONS = frozenset(
     "wav wave bwf rf64 w64 flac aif aiff aifc caf mp3 m4a mp4 aac ogg oga opus wv ape alac wma mka "

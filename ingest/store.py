@@ -37,7 +37,7 @@ decode; MPEG-TS would also work but costs ~5-10 % overhead at low audio bitrates
 
 Use from the CDN::
 
-    store = AudioStore.from_settings(playlog.config.load())
+    store = AudioStore.from_settings(core.settings.load())
     path = store.segment_path(file_id, k)        # raises SegmentNotFound (a KeyError) -> 404
     manifest = store.rendition_manifest(file_id) # manifest["content_type"] for the header
 """

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from schemas.timefmt import format_ts, parse_ts
+from core.timefmt import format_ts, parse_ts
 
 TERRITORIES = (
     "US", "GB", "DE", "FR", "SE", "NO", "DK", "FI", "NL", "BE",
@@ -281,7 +281,7 @@ def ingest_audio(catalog: SyntheticCatalog, data_dir: str | Path, sink, *, worke
 
     Returns the ``IngestReport``; events (track.ingested + audio.encoded) go to ``sink``.
     """
-    from ingest.pipeline import ingest_directory
+    from ingest.run import ingest_directory
 
     directory = Path(data_dir) / "masters" / f"synthetic-{catalog.seed}"
     catalog.write_masters(directory)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
 
 # The 249 officially assigned ISO 3166-1 alpha-2 codes, plus XK (Kosovo, user-assigned but used
 # by every music service and by the EU).

@@ -51,6 +51,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from core.timefmt import format_ts
 from playback import auth
 from playback.replica import Replica
 from playback.search import popularity_of
@@ -59,7 +60,6 @@ from processors import home as home_fold
 from processors import player as player_fold
 from processors import playlists as playlists_fold
 from schemas.codec import EventError, default_codec
-from schemas.timefmt import format_ts
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class KafkaPublisher:
             self._producer.poll(0.05)
 
     async def publish(self, events: list[dict]) -> None:
-        from topics.catalog import key_of, topic_of
+        from topics.topic_catalog import key_of, topic_of
 
         loop = asyncio.get_running_loop()
         futures = []
@@ -128,7 +128,7 @@ class KafkaPublisher:
     def publish_nowait(self, events: list[dict], on_failure: Callable[[dict, str], None]) -> None:
         """Queue events without waiting for the broker (idempotent producer, retried until
         message.timeout.ms); ``on_failure(event, reason)`` runs (on the poll thread) if one is lost."""
-        from topics.catalog import key_of, topic_of
+        from topics.topic_catalog import key_of, topic_of
 
         for event in events:
             def done(err: Any, msg: Any, event: dict = event) -> None:

@@ -57,13 +57,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.settings import DEFAULT_CDN_CACHE_BYTES
 from ingest.store import AudioStore, SegmentNotFound
 from playback.edge_cache import EdgeCache
 from playback.signing import Signer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+DEFAULT_CACHE_BYTES = DEFAULT_CDN_CACHE_BYTES
 _SEGMENT_RE = re.compile(r"[0-9]{1,9}")
 # Bodies smaller than this are sent in one write together with the headers (a copy, but a cheap one).
 _COALESCE_LIMIT = 16 * 1024
@@ -484,16 +485,10 @@ async def _send_file(
 
 
 def cache_bytes_from_env() -> int:
-    raw = os.environ.get("PLAYLOG_CDN_CACHE_BYTES", "")
-    if raw == "":
-        return DEFAULT_CACHE_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"PLAYLOG_CDN_CACHE_BYTES must be an integer number of bytes, got {raw!r}") from None
-    if value < 0:
-        raise ValueError("PLAYLOG_CDN_CACHE_BYTES must be >= 0")
-    return value
+    """The edge cache budget (``PLAYLOG_CDN_CACHE_BYTES``; ValueError when not an integer >= 0)."""
+    from core.settings import load
+
+    return load().cdn_cache_bytes
 
 
 def build_app(
@@ -515,7 +510,7 @@ def build_app(
 
 
 def app_from_settings(settings=None) -> web.Application:
-    from playlog.config import load
+    from core.settings import load
 
     settings = settings or load()
     return build_app(

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
 
 
 @click.command("api")
@@ -23,8 +23,8 @@ def api_command(host: str | None, port: int | None) -> None:
     tokens: playlog token USER_ID), /openapi.json, /metrics and /healthz (503 until caught up).
     Segment URLs point at PLAYLOG_CDN_BASE_URL, signed with PLAYLOG_SIGNING_KEYS.
     """
+    from core.settings import load
     from playback import api
-    from playlog.config import load
 
     try:
         settings = load()
@@ -59,8 +59,8 @@ def cdn_command(host: str | None, port: int | None) -> None:
     PLAYLOG_DATA_DIR (signed with PLAYLOG_SIGNING_KEYS), plus /metrics and /healthz.
     Edge cache size: PLAYLOG_CDN_CACHE_BYTES (default 256 MiB).
     """
+    from core.settings import load
     from playback import cdn
-    from playlog.config import load
 
     settings = load()
     cache_bytes = cdn.cache_bytes_from_env()  # fail fast on a bad value
@@ -97,8 +97,8 @@ def cdn_command(host: str | None, port: int | None) -> None:
 )
 def token_command(user_id: str, ttl: int, scopes: tuple[str, ...]) -> None:
     """Print a bearer token for USER_ID (signed with PLAYLOG_TOKEN_SECRET)."""
+    from core.settings import load
     from playback import auth
-    from playlog.config import load
 
     if ttl <= 0:
         raise PlaylogError(f"--ttl must be a positive number of seconds, got {ttl}")

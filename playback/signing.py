@@ -95,7 +95,7 @@ class Signer:
 
     @classmethod
     def from_settings(cls, settings) -> Signer:
-        """The key ring of ``playlog.config.Settings.signing_keys`` (PLAYLOG_SIGNING_KEYS)."""
+        """The key ring of ``core.settings.Settings.signing_keys`` (PLAYLOG_SIGNING_KEYS)."""
         return cls(settings.signing_keys)
 
     @property

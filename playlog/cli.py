@@ -9,18 +9,18 @@ import sys
 
 import click
 
+from core.errors import PlaylogError
 from playlog import __version__
-from playlog.errors import PlaylogError
 
 # verb -> "module:attribute" of a click command or group
 VERBS: dict[str, str] = {
-    "broker": "topics.localkafka:broker_command",
+    "broker": "devstack.kafka:broker_command",
     "topics": "topics.cli:topics_group",
     "produce": "topics.cli:produce_command",
     "consume": "topics.cli:consume_command",
     "schemas": "schemas.cli:schemas_group",
-    "worker": "processors.cli:worker_command",
-    "royalties": "processors.cli:royalties_command",
+    "worker": "worker.cli:worker_command",
+    "royalties": "worker.cli:royalties_command",
     "replay": "replay.cli:replay_group",
     "sink": "sinks.cli:sink_group",
     "api": "playback.cli:api_command",
@@ -30,8 +30,8 @@ VERBS: dict[str, str] = {
     "rights": "ingest.cli:rights_group",
     "takedown": "ingest.cli:takedown_command",
     "catalog": "ingest.cli:catalog_group",
-    "demo": "playlog.demo:demo_command",
-    "bench": "playlog.bench:bench_group",
+    "demo": "demo.run:demo_command",
+    "bench": "benchmarks.cli:bench_group",
 }
 
 
@@ -69,7 +69,7 @@ def _unavailable(name: str, exc: Exception) -> click.Command:
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def cli(verbose: bool) -> None:
     """playlog: every action an Avro event on Kafka, every view rebuilt from the log."""
-    from playlog.config import load
+    from core.settings import load
 
     level = "DEBUG" if verbose else load().log_level
     logging.basicConfig(

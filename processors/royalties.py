@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from core.timefmt import period_of
 from processors.plays import PLAY_TYPES, STARTED, PlayKey, PlaySummary
 from processors.statement import StatementLine
-from schemas.timefmt import period_of
 
 DAY_MS = 86_400_000
 MIN_STREAM_MS = 30_000  # the 30-second rule (>=)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.timefmt import parse_ts
 from processors.statement import StatementLine, sort_lines, to_csv
-from schemas.timefmt import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,9 @@ def _write_parquet(lines: list[StatementLine], path: Path) -> None:
 
 
 def _live_fetcher() -> Callable[..., Iterable[StatementLine]]:
-    """``processors.live.fetch_statement(settings, period)``, resolved before any work is done."""
+    """``worker.client.fetch_statement(settings, period)``, resolved before any work is done."""
     try:
-        return importlib.import_module("processors.live").fetch_statement
+        return importlib.import_module("worker.client").fetch_statement
     except (ImportError, AttributeError) as exc:
         raise PlaylogError(f"live royalty view unavailable for --diff-live: {exc}") from None
 
@@ -227,7 +227,7 @@ def _diff_live(
     fetch_statement: Callable[..., Iterable[StatementLine]], period: str, lines: list[StatementLine]
 ) -> bool:
     """Print '-' lines only in the live statement and '+' lines only in the replay; True if any."""
-    from playlog.config import load
+    from core.settings import load
 
     live = {r for r in fetch_statement(load(), period) if r.streams > 0}
     mine = {r for r in lines if r.streams > 0}

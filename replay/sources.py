@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from playlog.config import Settings
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import Settings
 from schemas.codec import Codec, EventError, default_codec
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc) -> Iterat
 # -- Kafka --------------------------------------------------------------------------------------
 def kafka_topics(settings: Settings, types: Iterable[str]) -> list[str]:
     """Full names of the topics that carry the given event types."""
-    from topics.catalog import topic_of
+    from topics.topic_catalog import topic_of
 
     return sorted({settings.topic_prefix + topic_of(t) for t in types})
 
@@ -315,7 +315,7 @@ def open_source(
     """The events of a --source value (see :func:`describe_kind`)."""
     kind = describe_kind(source)
     if kind == "kafka":
-        from playlog.config import load
+        from core.settings import load
 
         return iter_kafka(settings or load(), report, types, progress=progress)
     if kind == "archive":

@@ -21,9 +21,9 @@ from typing import Any
 
 import fastavro
 
+from core.timefmt import format_ts, parse_ts
 from schemas.invariants import broken_invariant
 from schemas.registry import Registry, SchemaVersion
-from schemas.timefmt import format_ts, parse_ts
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
 
 
 def _source_topics(topics: tuple[str, ...]) -> list[str]:
-    from topics.catalog import source_topics
+    from topics.topic_catalog import source_topics
 
     known = [t.name for t in source_topics()]
     if not topics:
@@ -30,7 +30,7 @@ def _common(f):
 
 
 def _run(sink, kind: str, topics, group, follow, batch_size) -> None:
-    from playlog.config import load
+    from core.settings import load
     from sinks.runner import run_kafka
 
     settings = load()
@@ -58,7 +58,7 @@ def sink_group() -> None:
 @_common
 def parquet_command(archive, topics, group, follow, batch_size) -> None:
     """Archive every event topic as Parquet (topic/date partitions, files named by offset range)."""
-    from playlog.config import load
+    from core.settings import load
     from sinks.parquet import ParquetArchive
 
     root = archive or load().data_dir / "archive"
@@ -71,7 +71,7 @@ def parquet_command(archive, topics, group, follow, batch_size) -> None:
 @_common
 def duckdb_command(warehouse, topics, group, follow, batch_size) -> None:
     """Load events into the DuckDB warehouse and keep plays/streams/statements derived."""
-    from playlog.config import load
+    from core.settings import load
     from sinks.duckdb_sink import DuckDBWarehouse
 
     path = warehouse or load().data_dir / "warehouse.duckdb"
@@ -87,9 +87,9 @@ def clickhouse_command(local, warehouse, topics, group, follow, batch_size) -> N
     """Load raw events into ClickHouse and publish derived plays/streams/statements."""
     from clickhouse_driver.errors import Error as CHError
 
-    from playlog.config import load
+    from core.settings import load
+    from devstack.clickhouse import ClickHouseUnavailable, LocalClickHouse
     from sinks.clickhouse import ClickHouseSink
-    from sinks.clickhouse_server import ClickHouseUnavailable, LocalClickHouse
     from sinks.duckdb_sink import DuckDBWarehouse
 
     settings = load()
@@ -127,7 +127,7 @@ def query_command(name, engine, warehouse) -> None:
         return
     if name not in query_names():
         raise PlaylogError(f"unknown query {name!r} (known: {', '.join(query_names())})")
-    from playlog.config import load
+    from core.settings import load
 
     settings = load()
     if engine == "duckdb":

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from playlog.config import Settings
+from core.settings import Settings, load
 from schemas.codec import Codec, EventError, default_codec
 from schemas.invariants import broken_invariant
 from sinks.base import Record, Sink
@@ -70,7 +70,7 @@ def decode_batch(
 
 
 def _fault(point: str, batch_no: int) -> None:
-    spec = os.environ.get("PLAYLOG_SINK_FAULT", "")
+    spec = load().sink_fault
     if not spec:
         return
     where, _, n = spec.partition(":")

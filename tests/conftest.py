@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from playlog.config import Settings, load
+from core.settings import Settings, load
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaHandle]:
-    from topics.localkafka import LocalKafka, free_port
+    from devstack.kafka import LocalKafka, free_port
 
     data = tmp_path_factory.mktemp("kafka")
     broker = LocalKafka(data, port=free_port(), controller_port=free_port(), heap="512m")

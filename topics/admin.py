@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from playlog.config import Settings
-from playlog.errors import PlaylogError
-from topics.catalog import TopicSpec, load_catalog
+from core.errors import PlaylogError
+from core.settings import Settings
+from topics.topic_catalog import TopicSpec, load_catalog
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import orjson
 
-from playlog.config import load
-from playlog.errors import PlaylogError
-from topics.catalog import load_catalog
+from core.errors import PlaylogError
+from core.settings import load
+from topics.topic_catalog import load_catalog
 
 
 @click.group("topics")

@@ -3,7 +3,7 @@
 - :class:`EventProducer`: idempotent (``enable.idempotence``, ``acks=all``); every delivery
   report is checked and ``flush()`` raises if any record failed: failures surface, never vanish.
 - :class:`KafkaEventSink`: the :class:`topics.emit.EventSink` that routes events to their topic
-  with their key (topics/catalog.py).
+  with their key (topics/topic_catalog.py).
 - :func:`iter_records` / :func:`iter_batches`: read topics (replay from the beginning up to the
   end offsets seen at start, or follow as a consumer group), yielding raw :class:`Record` s.
 - :func:`dead_letter`: the original bytes plus source topic/partition/offset and a reason.
@@ -18,10 +18,10 @@ from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from playlog.config import Settings
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import Settings
 from schemas.codec import Codec, default_codec
-from topics.catalog import key_of, topic_of
+from topics.topic_catalog import key_of, topic_of
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
-from playlog.config import Settings
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import Settings
 from topics.kafka_io import consumer_config, end_offsets
 
 

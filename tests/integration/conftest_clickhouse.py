@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from sinks.clickhouse_server import ClickHouseUnavailable, LocalClickHouse, ensure_clickhouse_installed
+    from devstack.clickhouse import ClickHouseUnavailable, LocalClickHouse, ensure_clickhouse_installed
 
     try:
         ensure_clickhouse_installed()

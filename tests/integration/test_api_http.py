@@ -38,7 +38,7 @@ TOKEN_SECRET = "api-http-test-token-secret"
 
 
 def _free_port() -> int:
-    from topics.localkafka import free_port
+    from devstack.kafka import free_port
 
     return free_port()
 

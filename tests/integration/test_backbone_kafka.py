@@ -13,13 +13,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from playlog.config import load
+from core.settings import load
 from schemas.codec import default_codec
 from tests.support.events import event_strategy
 from topics.admin import create_topics, describe_topics
-from topics.catalog import key_of, load_catalog, topic_of
 from topics.consumer import iter_records
 from topics.producer import EventProducer, dead_letter
+from topics.topic_catalog import key_of, load_catalog, topic_of
 
 codec = default_codec()
 PLAYLOG = [sys.executable, "-m", "playlog.cli"]
@@ -122,7 +122,7 @@ def test_producer_idempotence_is_on(kafka_env) -> None:
 
 
 def test_delivery_failure_surfaces(kafka_env) -> None:
-    from playlog.errors import PlaylogError
+    from core.errors import PlaylogError
 
     producer = EventProducer(kafka_env, **{"message.timeout.ms": 1500})
     producer.produce_raw(kafka_env.topic_prefix + "no-such-topic", b"x", key="k")
@@ -219,7 +219,7 @@ def test_cli_bad_input_is_one_line_no_traceback(kafka_env, tmp_path: Path) -> No
 
 
 def test_broker_restart_keeps_data(tmp_path: Path, monkeypatch) -> None:
-    from topics.localkafka import LocalKafka, free_port
+    from devstack.kafka import LocalKafka, free_port
 
     broker = LocalKafka(tmp_path / "k", port=free_port(), controller_port=free_port(), heap="384m")
     broker.start(timeout=120)

@@ -342,7 +342,7 @@ def test_cdn_cli_reports_a_busy_port_in_one_line(cdn: Cdn):
 
 
 def test_bench_function_runs_bounded_and_checks_bytes():
-    from playback.cdn_bench import run_cdn_bench
+    from benchmarks.cdn import run_cdn_bench
 
     result = run_cdn_bench(
         files=2, segments_per_file=3, segment_bytes=100_000, max_requests=200, warmup_requests=10

@@ -14,7 +14,7 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.duckdb_sink import DuckDBWarehouse
 from sinks.queries import query_names, run_clickhouse, run_duckdb
 from tests.integration.conftest_clickhouse import clickhouse  # noqa: F401 - the session fixture
-from topics.catalog import key_of, topic_of
+from topics.topic_catalog import key_of, topic_of
 
 pytestmark = pytest.mark.clickhouse
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from topics.localkafka import free_port
+from devstack.kafka import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not (Path.home() / ".cache" / "playlog").exists() and not os.environ.get("PLAYLOG_KAFKA_JARS"),

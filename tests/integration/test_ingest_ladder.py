@@ -18,7 +18,7 @@ import pytest
 
 from ingest.ladder import LADDER
 from ingest.loudness import expected_sine_lufs, measure_array
-from ingest.pipeline import ingest_directory
+from ingest.run import ingest_directory
 from ingest.store import AudioStore
 from ingest.synthetic import SyntheticCatalog, ingest_audio, render_master, write_wav
 from schemas.codec import default_codec

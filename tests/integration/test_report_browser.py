@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from playlog.report import write_report
+from demo.report import write_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make chromium)")

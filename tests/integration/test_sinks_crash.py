@@ -29,9 +29,9 @@ from processors.statement import StatementLine, to_csv
 from replay.sql_engine import compute
 from schemas.codec import default_codec
 from topics.admin import create_topics
-from topics.catalog import source_topics
 from topics.consumer import iter_records
 from topics.producer import EventProducer
+from topics.topic_catalog import source_topics
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 PLAYLOG = [sys.executable, "-m", "playlog.cli"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from processors.procs import WorkerProcess
-from processors.procs import wait_caught_up as _wait
+from devstack.workers import WorkerProcess
+from devstack.workers import wait_caught_up as _wait
 from schemas.codec import default_codec
 from topics.admin import create_topics
 from topics.consumer import iter_records

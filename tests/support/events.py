@@ -67,7 +67,7 @@ def event_strategy(event_type: str) -> st.SearchStrategy[dict]:
     fields = {f["name"]: OVERRIDES.get(f["name"], _for_type(f["type"])) for f in schema["fields"]}
 
     def fix(obj: dict) -> dict:
-        from schemas.timefmt import format_ts
+        from core.timefmt import format_ts
 
         out = {"type": event_type}
         for f in schema["fields"]:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from core.settings import Settings
 from playback import auth
 from playback.api import MemoryPublisher, PlaybackApi, build_app
 from playback.replica import Replica
 from playback.signing import Signer
-from playlog.config import Settings
 from processors import views
 from schemas.codec import default_codec
 

@@ -12,7 +12,7 @@ from schemas.codec import default_codec
 from sinks.clickhouse import ddl
 from sinks.duckdb_sink import DuckDBWarehouse
 from sinks.queries import query_names, query_text, run_duckdb
-from topics.catalog import key_of, topic_of
+from topics.topic_catalog import key_of, topic_of
 
 chdb_session = pytest.importorskip("chdb.session", reason="chdb (embedded current ClickHouse) is not installed")
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"

@@ -26,7 +26,7 @@ from sinks.archive_schema import (
 from sinks.duckdb_sink import DuckDBWarehouse
 from sinks.parquet import ParquetArchive, archive_files
 from sinks.runner import run_batches
-from topics.catalog import key_of, topic_of
+from topics.topic_catalog import key_of, topic_of
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import yaml
 
+from core.settings import Settings
 from playlog import cli
-from playlog.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-CONFIG_DOC = (ROOT / "playlog" / "config.py").read_text()
+CONFIG_DOC = (ROOT / "core" / "settings.py").read_text()
 
 
 def _playlog_services() -> dict[str, dict]:

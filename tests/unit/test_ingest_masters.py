@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import PlaylogError
 from ingest.loudness import expected_sine_lufs, k_weighting_db
 from ingest.masters import (
     SidecarError,
@@ -20,7 +21,6 @@ from ingest.masters import (
 )
 from ingest.store import AudioStore, SegmentNotFound
 from ingest.territories import parse_territories
-from playlog.errors import PlaylogError
 from schemas.codec import default_codec
 
 SHA = "ab" * 32

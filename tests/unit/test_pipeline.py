@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors import pipeline, views
-from processors.pipeline import RawRecord
+from processors import batches, views
+from processors.batches import RawRecord
 from schemas.codec import default_codec
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
@@ -19,23 +19,23 @@ EVENTS = [codec.from_json(json.loads(x)) for x in (FIXTURES / "royalties-sample.
 EXPECTED = {p: (FIXTURES / f"royalties-sample-{p}.csv").read_text() for p in ("2026-04", "2026-05")}
 
 
-def _live(events: list[dict], cuts: list[int]) -> pipeline.RoyaltyView:
+def _live(events: list[dict], cuts: list[int]) -> batches.RoyaltyView:
     """Feed events in batches as the agents do: listening -> summaries -> facts -> table merge -> view."""
-    view = pipeline.RoyaltyView()
+    view = batches.RoyaltyView()
     table: dict[str, bytes] = {}
     bounds = [0, *sorted(cuts), len(events)]
     for lo, hi in zip(bounds, bounds[1:], strict=False):
         batch = events[lo:hi]
-        facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(batch)]
-        facts += [pipeline.fact_of_event(codec, e) for e in batch if e["type"] in pipeline.ROYALTY_EVENT_TYPES]
-        records = pipeline.pack_facts(facts, per_record=97)  # what goes over royalty.inputs
+        facts = [batches.fact_of_summary(s) for s in batches.play_summaries(batch)]
+        facts += [batches.fact_of_event(codec, e) for e in batch if e["type"] in batches.ROYALTY_EVENT_TYPES]
+        records = batches.pack_facts(facts, per_record=97)  # what goes over royalty.inputs
         assert len(records) == -(-len(facts) // 97)
-        for key, raw in (kv for rec in records for kv in pipeline.unpack_facts(rec)):
+        for key, raw in (kv for rec in records for kv in batches.unpack_facts(rec)):
             key = key.decode()
-            fact = pipeline.parse_fact(raw)
+            fact = batches.parse_fact(raw)
             if fact["kind"] == "play":
-                raw = pipeline.merge_summary_bytes(table.get(key), raw)
-                fact = pipeline.parse_fact(raw)
+                raw = batches.merge_summary_bytes(table.get(key), raw)
+                fact = batches.parse_fact(raw)
             view.apply(fact)
             table[key] = raw
     return view
@@ -48,16 +48,16 @@ def test_live_path_reproduces_the_fixture_statements() -> None:
 
 
 def test_view_rebuilt_from_the_table_equals_the_live_one() -> None:
-    view = pipeline.RoyaltyView()
+    view = batches.RoyaltyView()
     table: dict[str, bytes] = {}
-    for key, raw in [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(EVENTS)] + [
-        pipeline.fact_of_event(codec, e) for e in EVENTS if e["type"] in pipeline.ROYALTY_EVENT_TYPES
+    for key, raw in [batches.fact_of_summary(s) for s in batches.play_summaries(EVENTS)] + [
+        batches.fact_of_event(codec, e) for e in EVENTS if e["type"] in batches.ROYALTY_EVENT_TYPES
     ]:
-        table[key] = pipeline.merge_summary_bytes(table.get(key), raw) if key.startswith("p:") else raw
-        view.apply(pipeline.parse_fact(table[key]))
-    rebuilt = pipeline.RoyaltyView()
+        table[key] = batches.merge_summary_bytes(table.get(key), raw) if key.startswith("p:") else raw
+        view.apply(batches.parse_fact(table[key]))
+    rebuilt = batches.RoyaltyView()
     for raw in table.values():
-        rebuilt.apply(pipeline.parse_fact(raw))
+        rebuilt.apply(batches.parse_fact(raw))
     assert rebuilt.statement_csv("2026-05") == view.statement_csv("2026-05") == EXPECTED["2026-05"]
 
 
@@ -83,7 +83,7 @@ def test_decode_batch_sorts_good_from_dead() -> None:
         RawRecord("t", 1, 5, codec.encode(bad_shares)),  # type-correct, breaks an invariant
         RawRecord("t", 1, 6, None),
     ]
-    good, dead = pipeline.decode_batch(codec, recs)
+    good, dead = batches.decode_batch(codec, recs)
     assert [g[1] for g in good] == [good_ev]
     assert [(d.record.partition, d.record.offset) for d in dead] == [(0, 1), (1, 5), (1, 6)]
     assert "sum to 5" in dead[1].reason
@@ -93,11 +93,11 @@ def test_bad_royalty_fact_is_refused() -> None:
     import pytest
 
     with pytest.raises(ValueError):
-        pipeline.parse_fact(b'{"kind": "mystery"}')
+        batches.parse_fact(b'{"kind": "mystery"}')
     for raw in (b"not json", b'{"a": 1}', b'[["k"]]', b"[[1, {}]]"):
         with pytest.raises(ValueError):
-            pipeline.unpack_facts(raw)
-    view = pipeline.RoyaltyView()
+            batches.unpack_facts(raw)
+    view = batches.RoyaltyView()
     store, bad = view.apply_batch([(b"p:x", b'{"kind": "play"}', "src")])
     assert store == {} and bad and bad[0][0] == "src"
 

@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.timefmt import format_ts, parse_ts
 from processors.statement import StatementLine, parse_csv
 from replay.cli import replay_group
 from replay.fold_engine import compute
 from replay.sources import SourceReport, iter_archive
 from schemas.codec import default_codec
-from schemas.timefmt import format_ts, parse_ts
 from tests.unit.test_royalties import FIXTURES, load_fixture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,9 +192,9 @@ def test_sql_engine_is_dispatched_with_path_and_period(
 
 def _fake_live(monkeypatch: pytest.MonkeyPatch, lines: list[StatementLine]) -> list[object]:
     seen: list[object] = []
-    fake = types.ModuleType("processors.live")
+    fake = types.ModuleType("worker.client")
     fake.fetch_statement = lambda settings, period: seen.append(period) or list(lines)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "processors.live", fake)
+    monkeypatch.setitem(sys.modules, "worker.client", fake)
     return seen
 
 
@@ -226,7 +226,7 @@ def test_diff_live_prints_differing_lines_and_exits_1(
 
 
 def test_diff_live_unavailable_fails_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "processors.live", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "worker.client", None)  # import raises ImportError
     out = tmp_path / "x.csv"
     result = invoke("--period", "2026-05", "--source", str(SAMPLE), "--out", str(out), "--diff-live")
     assert isinstance(result.exception, PlaylogError) and "live royalty view unavailable" in str(
@@ -256,7 +256,7 @@ def write_archive(
 ) -> None:
     """The archive layout as documented: one column per event field + topic/partition/offset/key/type/
     event_id/occurred_at, timestamps as timestamp[ms, UTC], files under topic=<t>/date=<d>/."""
-    from topics.catalog import key_of, topic_of
+    from topics.topic_catalog import key_of, topic_of
 
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for offset, e in enumerate(events):
@@ -319,9 +319,9 @@ def test_empty_directory_is_not_an_archive(tmp_path: Path) -> None:
 def test_kafka_source_decodes_records_and_lists_bad_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from playlog.config import load
-    from topics.catalog import topic_of
+    from core.settings import load
     from topics.consumer import Record
+    from topics.topic_catalog import topic_of
 
     codec = default_codec()
     events = load_fixture()
@@ -353,7 +353,7 @@ def test_kafka_source_decodes_records_and_lists_bad_ones(
 
 def test_archive_written_by_the_archive_sink_layout_round_trips(tmp_path: Path) -> None:
     archive_schema = pytest.importorskip("sinks.archive_schema")
-    from topics.catalog import key_of, topic_of
+    from topics.topic_catalog import key_of, topic_of
 
     codec = default_codec()
     queued = codec.from_json({"type": "player.play_requested", "event_id": "pq1", "occurred_at": "2026-05-03T00:00:00Z",

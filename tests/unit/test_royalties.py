@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from core.timefmt import format_ts, parse_ts
 from processors import plays as plays_fold
 from processors.royalties import (
     RoyaltyState,
@@ -23,7 +24,6 @@ from processors.royalties import (
 )
 from processors.statement import StatementLine, to_csv
 from schemas.codec import EventError, default_codec
-from schemas.timefmt import format_ts, parse_ts
 
 FIXTURES = Path("/work/shared/fixtures")
 if not FIXTURES.exists():  # the repo's copy, when the shared folder is not mounted

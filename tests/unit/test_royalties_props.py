@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.timefmt import parse_ts, period_of
 from processors.royalties import fold, statement, tally
 from processors.statement import StatementLine
 from schemas.codec import default_codec
-from schemas.timefmt import parse_ts, period_of
 from tests.unit.test_royalties import Events
 
 PERIOD = "2026-05"

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.timefmt import parse_ts
 from replay.sql_engine import compute
 from schemas.codec import default_codec
-from schemas.timefmt import parse_ts
 from sinks.archive_schema import records_to_table
 
 royalties = pytest.importorskip("processors.royalties", reason="the fold engine (processors.royalties) is not there yet")

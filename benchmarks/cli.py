@@ -23,8 +23,8 @@ from pathlib import Path
 
 import click
 
-from playlog.config import Settings, load
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import Settings, load
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def record(part: str, results: dict, settings: Settings | None = None) -> Path:
 @contextlib.contextmanager
 def bench_broker(keep: Path | None = None) -> Iterator[tuple[Settings, float]]:
     """A private broker for one benchmark; yields settings pointing at it and its start-to-ready seconds."""
-    from topics.localkafka import LocalKafka, free_port
+    from devstack.kafka import LocalKafka, free_port
 
     with tempfile.TemporaryDirectory(prefix="playlog-bench-") as tmp:
         data = Path(keep or tmp)
@@ -71,13 +71,12 @@ def bench_broker(keep: Path | None = None) -> Iterator[tuple[Settings, float]]:
 
 
 def _env_for(settings: Settings) -> None:
-    os.environ["PLAYLOG_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    os.environ["PLAYLOG_DATA_DIR"] = str(settings.data_dir)
-    os.environ["PLAYLOG_TOPIC_PREFIX"] = settings.topic_prefix
+    """Make ``settings`` this process's configuration (the benchmarks' library calls read ``load()``)."""
+    os.environ.update(settings.to_env({}))
 
 
 def run_broker(events: int) -> dict:
-    from playlog.loadgen import listening_events
+    from benchmarks.loadgen import listening_events
     from schemas.codec import default_codec
     from topics.admin import create_topics
     from topics.consumer import iter_batches
@@ -123,11 +122,11 @@ def run_broker(events: int) -> dict:
 
 def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: int = 1000) -> dict:
     """Backlog throughput and event-to-view lag under a fixed rate, through plays, streams and royalties."""
-    from playlog.loadgen import catalog_events, listening_events, pool_events
-    from processors.procs import WorkerProcess, owner, source_lag, wait_caught_up
+    from benchmarks.loadgen import catalog_events, listening_events, pool_events
+    from core.timefmt import period_of
+    from devstack.workers import WorkerProcess, owner, source_lag, wait_caught_up
     from replay.fold_engine import compute
     from schemas.codec import default_codec
-    from schemas.timefmt import period_of
     from topics.admin import create_topics
     from topics.consumer import iter_batches
     from topics.producer import EventProducer
@@ -148,7 +147,7 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
         try:
             wait_caught_up(settings, procs, timeout=300)  # workers up, partitions assigned, catalog folded
             # backlog phase: produce the backlog as fast as possible; time until every stage is caught up
-            from topics.catalog import key_of, topic_of
+            from topics.topic_catalog import key_of, topic_of
 
             encoded = [(settings.topic_prefix + topic_of(ev["type"]), codec.encode(ev), key_of(ev)) for ev in backlog]
             first = time.perf_counter()
@@ -273,7 +272,7 @@ def _optional(part: str, fn: Callable[[], object]) -> None:
 def bench_ingest_cmd() -> None:
     """Seconds of audio through the full ladder per wall second; synthetic catalog tracks/s."""
     def run() -> dict:
-        from ingest.bench import bench_ladder, bench_synthetic
+        from benchmarks.ingest import bench_ladder, bench_synthetic
 
         return {**{f"ladder.{k}": v for k, v in bench_ladder().items()},
                 **{f"synthetic.{k}": v for k, v in bench_synthetic().items()}}
@@ -285,7 +284,7 @@ def bench_ingest_cmd() -> None:
 def bench_cdn_cmd() -> None:
     """Segment bytes served with Range requests on loopback (MB/s)."""
     def run() -> dict:
-        from playback.cdn_bench import run_cdn_bench
+        from benchmarks.cdn import run_cdn_bench
 
         return run_cdn_bench()
 
@@ -297,7 +296,7 @@ def bench_cdn_cmd() -> None:
 def bench_replay_cmd(events: int) -> None:
     """Replay events/s from Parquet and JSON Lines, each engine."""
     def run() -> dict:
-        from sinks.bench import run_replay_suite
+        from benchmarks.sinks import run_replay_suite
 
         return run_replay_suite(events)
 
@@ -308,7 +307,7 @@ def bench_replay_cmd(events: int) -> None:
 def bench_sink_cmd() -> None:
     """Rows/s into ClickHouse vs a bare clickhouse-driver insert of the same rows."""
     def run() -> dict:
-        from sinks.bench import run_sink_suite
+        from benchmarks.sinks import run_sink_suite
 
         return run_sink_suite()
 
@@ -319,7 +318,7 @@ def bench_sink_cmd() -> None:
 def bench_api_cmd() -> None:
     """play+manifest p50/p99 at a fixed rate and the highest sustained rate."""
     def run() -> dict:
-        from playback.api_bench import run_api_bench
+        from benchmarks.api import run_api_bench
 
         return run_api_bench()
 
@@ -331,7 +330,7 @@ def bench_api_cmd() -> None:
 def bench_search_cmd(tracks: int) -> None:
     """Search p50/p95 over a synthetic catalog (index built from catalog view documents)."""
     def run() -> dict:
-        from playback.api_bench import run_search_bench
+        from benchmarks.api import run_search_bench
 
         return run_search_bench(tracks=tracks)
 

@@ -1,6 +1,6 @@
 """Batch steps of the live pipeline, free of Kafka and Faust so they test without a broker.
 
-The Faust agents (processors/app.py) only move records: they call these functions on a batch
+The Faust agents (worker/app.py) only move records: they call these functions on a batch
 of raw records and send what comes back. Records here are ``(topic, partition, offset, value)``.
 """
 
@@ -11,11 +11,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from core.timefmt import period_of
 from processors import plays, royalties
 from processors.statement import StatementLine, to_csv
 from schemas.codec import Codec, EventError
 from schemas.invariants import broken_invariant
-from schemas.timefmt import period_of
 
 
 class RawRecord(NamedTuple):

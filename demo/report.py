@@ -157,7 +157,7 @@ JS = """
 
 
 def render(summary: dict) -> str:
-    """The report's HTML for a demo summary (see playlog/demo.py)."""
+    """The report's HTML for a demo summary (see demo/run.py)."""
     sim = summary.get("simulation", {})
     roy = summary.get("royalties", {})
     cdn = summary.get("cdn", {})

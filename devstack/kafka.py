@@ -1,13 +1,12 @@
 """A real local Apache Kafka (KRaft, single node: broker + controller) for development and tests.
 
-The jars come from Maven Central through ``topics/kafka/pom.xml`` (``ensure_jars``) and run on the
+The jars come from Maven Central through ``devstack/kafka/pom.xml`` (``ensure_jars``) and run on the
 machine's Java. Log dirs live under ``PLAYLOG_DATA_DIR/kafka`` so data survives a restart.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -17,22 +16,19 @@ from pathlib import Path
 
 import click
 
-from playlog.config import Settings, load
-from playlog.errors import PlaylogError
-from playlog.procs import stop_process
+from core.errors import PlaylogError
+from core.settings import KAFKA_VERSION, Settings, load
+from devstack.supervisor import stop_process
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "3.9.1"
+
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 
 
 def jars_dir() -> Path:
     """Where the broker's jars are kept (``PLAYLOG_KAFKA_JARS`` or a per-user cache)."""
-    env = os.environ.get("PLAYLOG_KAFKA_JARS")
-    if env:
-        return Path(env)
-    return Path.home() / ".cache" / "playlog" / f"kafka-{KAFKA_VERSION}" / "libs"
+    return load().kafka_jars
 
 
 def ensure_jars(target: Path | None = None) -> Path:

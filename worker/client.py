@@ -7,8 +7,8 @@ import os
 import urllib.error
 import urllib.request
 
-from playlog.config import Settings
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import Settings
 from processors.statement import StatementLine, parse_csv
 
 

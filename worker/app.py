@@ -3,7 +3,7 @@
 Agents (all batch with ``stream.take_events`` and ack after the batch is processed, so transport
 is at-least-once; every effect is idempotent, so effects are exactly-once):
 
-- ``listening``: listening events -> play summaries (processors/pipeline.py) -> ``royalty.inputs``
+- ``listening``: listening events -> play summaries (processors/batches.py) -> ``royalty.inputs``
   (one partition: the royalty view is global per (period, country, product)).
 - ``royalty_sources``: catalog, rights and finance events the royalty rules need -> ``royalty.inputs``.
 - ``royalty``: folds ``royalty.inputs`` into the live royalty view; every fact is also written to
@@ -31,11 +31,11 @@ import faust
 from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
-from playlog.config import Settings, load
-from processors import pipeline, views
-from processors.pipeline import RawRecord
+from core.settings import Settings, load
+from processors import batches, views
+from processors.batches import RawRecord
 from schemas.codec import default_codec
-from topics.catalog import topic_spec
+from topics.topic_catalog import topic_spec
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def create_app(
     settings: Settings | None = None, *, web_port: int = 6066, name: str = "w1", faust_plays: bool = False
 ) -> faust.App:
     """The worker app. ``faust_plays``: run the plays stage as a Faust agent too (by default
-    ``playlog worker`` runs it in its own process, processors/plays_stage.py, which is faster)."""
+    ``playlog worker`` runs it in its own process, worker/plays_stage.py, which is faster)."""
     settings = settings or load()
     prefix = settings.topic_prefix
     codec = default_codec()
@@ -106,7 +106,7 @@ def create_app(
         web_in_thread=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        topic_allow_declare=True,  # Faust creates its own changelog topics; ours come from topics/catalog.json
+        topic_allow_declare=True,  # Faust creates its own changelog topics; ours come from topics/topic_catalog.json
         topic_disable_leader=True,
         stream_wait_empty=False,
         broker_commit_every=BATCH,
@@ -132,11 +132,11 @@ def create_app(
     deadletter_t = topic("deadletter")
 
     royalty_facts = app.Table("royalty_facts", key_type=bytes, value_type=bytes, partitions=1)
-    view = pipeline.RoyaltyView()
+    view = batches.RoyaltyView()
     rebuilt = {"done": False}
     stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
 
-    async def send_dead(dead: list[pipeline.Dead]) -> None:
+    async def send_dead(dead: list[batches.Dead]) -> None:
         for d in dead:
             await deadletter_t.send(force=True,
                 key=d.record.topic.encode(), value=d.record.value or b"",
@@ -150,10 +150,10 @@ def create_app(
         async for events in stream.take_events(BATCH, within=WITHIN):
             async def step(events: list = events) -> None:
                 t0 = time.perf_counter()
-                good, dead = pipeline.decode_batch(codec, [_raw(e) for e in events])
+                good, dead = batches.decode_batch(codec, [_raw(e) for e in events])
                 await send_dead(dead)
-                facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(ev for _, ev in good)]
-                for packed in pipeline.pack_facts(facts):
+                facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
+                for packed in batches.pack_facts(facts):
                     inputs_t.send_soon(key=b"plays", value=packed, force=True)
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
@@ -185,7 +185,7 @@ def create_app(
             return
         n = 0
         for _, raw in royalty_facts.items():
-            view.apply(pipeline.parse_fact(raw))
+            view.apply(batches.parse_fact(raw))
             n += 1
         rebuilt["done"] = True
         log.info("royalty view rebuilt from %d stored facts", n)
@@ -206,11 +206,11 @@ def create_app(
                 unreadable = []
                 for e in events:
                     try:
-                        items.extend((k, raw, e) for k, raw in pipeline.unpack_facts(e.value))
+                        items.extend((k, raw, e) for k, raw in batches.unpack_facts(e.value))
                     except ValueError as exc:
-                        unreadable.append(pipeline.Dead(_raw(e), str(exc)))
+                        unreadable.append(batches.Dead(_raw(e), str(exc)))
                 store, bad = view.apply_batch(items)
-                await send_dead(unreadable + [pipeline.Dead(_raw(src), reason) for src, reason in bad])
+                await send_dead(unreadable + [batches.Dead(_raw(src), reason) for src, reason in bad])
                 for key, (raw, src) in store.items():  # one changelog write per key per batch
                     with in_event(src):
                         royalty_facts[key] = raw
@@ -253,7 +253,7 @@ def create_app(
             async for events in stream.take_events(BATCH, within=WITHIN):
                 async def step(events: list = events) -> None:
                     pairs = [(_raw(e), e) for e in events]
-                    good, dead = pipeline.decode_batch(codec, [r for r, _ in pairs])
+                    good, dead = batches.decode_batch(codec, [r for r, _ in pairs])
                     await send_dead(dead)
                     by_rec = {(r.topic, r.partition, r.offset): e for r, e in pairs}
                     items = [(by_rec[(r.topic, r.partition, r.offset)], ev) for r, ev in good]
@@ -265,13 +265,13 @@ def create_app(
                                 table[key] = raw
 
                         published, refused = views.apply_batch(spec, table, items, write)
-                        await send_dead([pipeline.Dead(_raw(src), f"{spec.name}: {reason}") for src, reason in refused])
+                        await send_dead([batches.Dead(_raw(src), f"{spec.name}: {reason}") for src, reason in refused])
                         for key, (_, doc) in published.items():
                             await view_topics[spec.name].send(key=key.encode(), value=views.dumps(doc), force=True)
                     if forwards_facts:
-                        facts = [pipeline.fact_of_event(codec, ev) for _, ev in items
-                                 if ev["type"] in pipeline.ROYALTY_EVENT_TYPES]
-                        for packed in pipeline.pack_facts(facts):
+                        facts = [batches.fact_of_event(codec, ev) for _, ev in items
+                                 if ev["type"] in batches.ROYALTY_EVENT_TYPES]
+                        for packed in batches.pack_facts(facts):
                             inputs_t.send_soon(key=source.encode(), value=packed, force=True)
 
                 await until_done(f"topic {source}", step)

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import click
 
-from playlog.config import Settings, load
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import Settings, load
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,14 @@ POOL_BASE_MICROS = 1_000_000_000  # 1,000 units of currency per (period, country
 
 
 def _port_busy(port: int) -> bool:
-    from topics.localkafka import port_open
+    from devstack.kafka import port_open
 
     return port_open("127.0.0.1", port)
 
 
 def pick_ports(settings: Settings, say) -> Settings:
     """The configured ports, or free ones (said on the console) where something already listens."""
-    from topics.localkafka import free_port
+    from devstack.kafka import free_port
 
     host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
     if host not in ("127.0.0.1", "localhost", ""):
@@ -232,7 +232,7 @@ def pool_events(periods: list[str], countries: list[str], at_ms: int) -> list[di
 
 
 def periods_between(start_ms: int, end_ms: int) -> list[str]:
-    from schemas.timefmt import period_of
+    from core.timefmt import period_of
 
     out = []
     t = start_ms
@@ -377,8 +377,8 @@ def range_fetch(settings: Settings, file_id: str, segment: int = 0, length: int 
 
 def view_counts(settings: Settings) -> dict[str, int]:
     """Documents (distinct keys, last value not a tombstone) on every view.* topic."""
-    from topics.catalog import load_catalog
     from topics.kafka_io import iter_batches
+    from topics.topic_catalog import load_catalog
 
     names = [settings.topic_prefix + t.name for t in load_catalog() if t.name.startswith("view.")]
     keys: dict[str, dict[bytes, bool]] = {n: {} for n in names}
@@ -419,8 +419,8 @@ class Demo:
 
     # -- phases ----------------------------------------------------------------------------------
     def start_broker(self) -> None:
+        from devstack.kafka import from_settings
         from topics.admin import create_topics
-        from topics.localkafka import from_settings
 
         self.settings = pick_ports(self.settings, self.say)
         broker = from_settings(self.settings)
@@ -460,7 +460,7 @@ class Demo:
                                    "ingest_s": round(time.monotonic() - t1, 2)}
 
     def register_users(self) -> None:
-        from playlog import simulator
+        from demo import simulator
         from topics.producer import KafkaEventSink
 
         self.population = simulator.make_population(
@@ -482,7 +482,7 @@ class Demo:
         return out or ["pop"]
 
     def start_services(self) -> None:
-        from processors.procs import WorkerProcess
+        from devstack.workers import WorkerProcess
 
         s = self.settings
         log_dir = self.demo_dir / "logs"
@@ -506,8 +506,8 @@ class Demo:
         return {(e["period"], e["country"], e["product"]): e["amount_micros"] for e in events}
 
     def tracks_and_renditions(self) -> tuple[list, dict[str, list[dict]]]:
+        from demo.simulator import TrackInfo
         from ingest.store import AudioStore
-        from playlog.simulator import TrackInfo
 
         store = AudioStore.from_data_dir(self.demo_dir)
         tracks, renditions = [], {}
@@ -564,7 +564,7 @@ class Demo:
     def simulate(self) -> dict:
         import asyncio
 
-        from playlog import simulator
+        from demo import simulator
 
         o = self.opts
         tracks, renditions = self.tracks_and_renditions()
@@ -587,7 +587,7 @@ class Demo:
             sampler.stop()
 
     def drain(self) -> dict:
-        from processors.procs import owner, source_lag, wait_caught_up
+        from devstack.workers import owner, source_lag, wait_caught_up
 
         t0 = time.monotonic()
         wait_caught_up(self.settings, [self.stack.worker], timeout=180)
@@ -606,7 +606,7 @@ class Demo:
         self.start_services()
         if self.opts.via_api:
             self.start_api()
-        from processors.procs import wait_caught_up
+        from devstack.workers import wait_caught_up
 
         wait_caught_up(self.settings, [self.stack.worker], timeout=180)  # so the lag measured is the load's
         self.say(f"simulating {len(self.population)} listeners for {self.opts.seconds:.0f}s at {self.opts.speed:g}x ...")
@@ -663,7 +663,7 @@ class LagSampler(threading.Thread):
         self.events = produced
 
     def run(self) -> None:
-        from processors.procs import source_lag
+        from devstack.workers import source_lag
 
         last_events, last_t = 0, self.t0
         while not self._stop_event.wait(self.every):
@@ -786,7 +786,7 @@ def demo_command(seconds: float, listeners: int, speed: float, tracks: int, audi
         raise PlaylogError("interrupted; every process the demo started has been stopped")
     assert summary is not None
     try:
-        from playlog.report import write_report
+        from demo.report import write_report
 
         summary["report"] = str(write_report(summary, demo.demo_dir / "report.html"))
     except ImportError:

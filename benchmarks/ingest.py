@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from ingest.ladder import DEFAULT_SEGMENT_MS, LADDER
-from ingest.pipeline import encode_many, sha256_file
+from ingest.run import encode_many, sha256_file
 from ingest.store import AudioStore
 from ingest.synthetic import SyntheticCatalog, render_master, write_wav
 from schemas.codec import default_codec

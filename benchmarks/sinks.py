@@ -256,7 +256,7 @@ def run_replay_suite(n_events: int = 2_000_000, period: str = "2026-05", jsonl_e
 def run_sink_suite(n_rows: int = 200_000, batch: int = 20_000, workdir: Path | str | None = None) -> dict[str, Any]:
     """Rows/s of the ClickHouse sink (raw events) vs a bare clickhouse-driver insert of the same rows.
 
-    Starts a private clickhouse-server (sinks/clickhouse_server.py). Both paths insert the same
+    Starts a private clickhouse-server (devstack/clickhouse.py). Both paths insert the same
     column values in the same batch size; the sink also decodes nothing (records are given) but
     builds rows from events (JSON payload) and uses its ReplacingMergeTree table.
     """
@@ -264,10 +264,10 @@ def run_sink_suite(n_rows: int = 200_000, batch: int = 20_000, workdir: Path | s
 
     from clickhouse_driver import Client
 
+    from devstack.clickhouse import LocalClickHouse
     from schemas.codec import default_codec
     from sinks.archive_schema import table_to_records
     from sinks.clickhouse import EVENT_COLUMNS, ClickHouseSink, _event_row
-    from sinks.clickhouse_server import LocalClickHouse
 
     listening = synthetic_events(n_rows, seed=11)["listening"].slice(0, n_rows)
     records = table_to_records(listening)

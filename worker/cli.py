@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from playlog.config import load
-from playlog.errors import PlaylogError
+from core.errors import PlaylogError
+from core.settings import load
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -31,9 +31,9 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
 
     from faust.worker import Worker
 
-    from processors import plays_stage as stage
-    from processors.app import create_app
     from topics.lag import init_group_offsets
+    from worker import plays_stage as stage
+    from worker.app import create_app
 
     settings = load()
     faust_topics = ["catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
@@ -63,8 +63,8 @@ def royalties_command(period: str, out: str) -> None:
 
     Asks the running worker that holds the view (PLAYLOG_WORKER_URLS, default http://127.0.0.1:6066).
     """
-    from processors.live import fetch_statement_csv
     from processors.statement import parse_csv
+    from worker.client import fetch_statement_csv
 
     if not PERIOD.match(period):
         raise PlaylogError(f"--period must look like 2026-05, got {period!r}")

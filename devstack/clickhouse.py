@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playlog.procs import stop_process
+from devstack.supervisor import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class LocalClickHouse:
     def start(self, timeout: float = 60.0) -> LocalClickHouse:
         binary = server_binary()
         if binary is None:
-            raise ClickHouseUnavailable("clickhouse-server is not installed (see sinks.clickhouse_server)")
+            raise ClickHouseUnavailable("clickhouse-server is not installed (see devstack.clickhouse)")
         self.root = Path(self.root).resolve()
         for sub in ("data", "tmp", "log", "user_files", "format_schemas"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Faust moves records one by one through its stream machinery (here about 8,000 records/s per
 process, whatever the agent does), which is too slow for the busiest topic. This stage is the
-same thin step as the Faust ``listening`` agent (decode, :func:`pipeline.play_summaries`,
+same thin step as the Faust ``listening`` agent (decode, :func:`batches.play_summaries`,
 dead-letter) driven by confluent-kafka batches instead: a consumer group, so several processes
 share the listening partitions.
 
@@ -20,8 +20,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaError
 
-from playlog.config import Settings
-from processors import pipeline
+from core.settings import Settings
+from processors import batches
 from schemas.codec import default_codec
 from topics.kafka_io import EventProducer, consumer_config
 
@@ -58,15 +58,15 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
                     if err.code() != KafkaError._PARTITION_EOF:
                         log.warning("consume error: %s", err.str())
                     continue
-                recs.append(pipeline.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
-            good, dead = pipeline.decode_batch(codec, recs)
+                recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
+            good, dead = batches.decode_batch(codec, recs)
             for d in dead:
                 producer.produce_raw(prefix + "deadletter", d.record.value, key=d.record.topic, headers=[
                     ("reason", d.reason.encode()), ("source.topic", d.record.topic.encode()),
                     ("source.partition", str(d.record.partition).encode()),
                     ("source.offset", str(d.record.offset).encode())])
-            facts = [pipeline.fact_of_summary(s) for s in pipeline.play_summaries(ev for _, ev in good)]
-            for i, packed in enumerate(pipeline.pack_facts(facts)):
+            facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
+            for i, packed in enumerate(batches.pack_facts(facts)):
                 first = recs[0]
                 producer.produce_raw(inputs, packed, key=f"plays:{first.topic}:{first.partition}:{first.offset}:{i}",
                                      partition=0)

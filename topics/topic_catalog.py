@@ -1,4 +1,4 @@
-"""The topic catalog (``topics/catalog.json``) as data, and the event type -> topic/key routing.
+"""The topic catalog (``topics/topic_catalog.json``) as data, and the event type -> topic/key routing.
 
 Events are keyed as spec/events.md says so that per-entity order holds: catalog and rights by
 track (artists/albums by their own id), users/listening/player by user, playlists by playlist,
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-CATALOG_PATH = Path(__file__).resolve().parent / "catalog.json"
+CATALOG_PATH = Path(__file__).resolve().parent / "topic_catalog.json"
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playlog.config import Settings
-from playlog.errors import PlaylogError
-from playlog.procs import stop_process
+from core.errors import PlaylogError
+from core.settings import Settings
+from devstack.kafka import free_port
+from devstack.supervisor import stop_process
 from topics.lag import group_lag
-from topics.localkafka import free_port
 
 SOURCE_TOPICS = ["listening", "catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
 

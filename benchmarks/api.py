@@ -2,9 +2,9 @@
 
 :func:`run_api_bench` -- play + manifest over loopback HTTP:
 
-* a broker: ``bootstrap`` if given, else a :class:`topics.localkafka.LocalKafka` in a temporary
+* a broker: ``bootstrap`` if given, else a :class:`devstack.kafka.LocalKafka` in a temporary
   directory (topics created under a fresh prefix);
-* the API server in a subprocess (``python -m playback.api_bench serve``): its replica is filled by
+* the API server in a subprocess (``python -m benchmarks.api serve``): its replica is filled by
   running the processors' view folds over a synthetic world (``tracks`` tracks, each with a 4-rung
   ladder of ``segments`` segments and rights everywhere; ``users`` users, half free, half premium)
   -- the same documents the worker would publish, applied without the view-topic transport -- and it
@@ -197,9 +197,9 @@ def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True)
     ``kafka=False``, no broker at all: produced player events are folded into the replica at once)."""
     from aiohttp import web
 
+    from core.settings import load
     from playback.api import KafkaPublisher, MemoryPublisher, PlaybackApi, build_app
     from playback.replica import Replica
-    from playlog.config import load
     from processors import views
 
     settings = load()
@@ -360,10 +360,10 @@ def run_api_bench(
 ) -> ApiBenchResult:
     """Play+manifest latency at ``rate`` requests/s for ``seconds``, then the ``ladder`` of higher rates
     (stopping at the first one not sustained). Loopback only; bounded by the arguments."""
+    from core.settings import load
+    from devstack.kafka import LocalKafka, free_port, port_open
     from playback.auth import issue_token
-    from playlog.config import load
     from topics.admin import create_topics
-    from topics.localkafka import LocalKafka, free_port, port_open
 
     tmp = Path(tempfile.mkdtemp(prefix="playlog-apibench-"))
     broker = None
@@ -391,7 +391,7 @@ def run_api_bench(
                     os.environ[k] = v
         log_file = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
         server = subprocess.Popen(
-            [sys.executable, "-m", "playback.api_bench", "serve", str(port), str(tracks), str(users), str(segments),
+            [sys.executable, "-m", "benchmarks.api", "serve", str(port), str(tracks), str(users), str(segments),
              "kafka" if kafka else "none"],
             env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
@@ -441,4 +441,4 @@ if __name__ == "__main__":  # the bench server entry point
         logging.basicConfig(level=logging.WARNING)
         serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "kafka")
     else:
-        sys.exit("usage: python -m playback.api_bench serve PORT TRACKS USERS SEGMENTS kafka|none")
+        sys.exit("usage: python -m benchmarks.api serve PORT TRACKS USERS SEGMENTS kafka|none")
