@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -18,7 +17,7 @@ import click
 
 from core.errors import PlaylogError
 from core.settings import KAFKA_VERSION, Settings, load
-from devstack.supervisor import stop_process
+from devstack.supervisor import free_port, port_open, sigterm_as_interrupt, stop_process  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +49,6 @@ def ensure_jars(target: Path | None = None) -> Path:
     if proc.returncode != 0 or not marker.exists():
         raise PlaylogError(f"Maven could not fetch the Kafka jars: {(proc.stdout + proc.stderr).strip()[-400:]}")
     return target
-
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalKafka:
@@ -207,13 +194,15 @@ def broker_command() -> None:
     Data lives under PLAYLOG_DATA_DIR/kafka; the port comes from PLAYLOG_BOOTSTRAP_SERVERS.
     """
     kafka = from_settings(load())
-    seconds = kafka.start()
-    click.echo(f"Kafka {KAFKA_VERSION} ready on {kafka.bootstrap} in {seconds:.1f}s (data: {kafka.data_dir}); Ctrl-C stops it")
-    try:
-        while kafka.proc is not None and kafka.proc.poll() is None:
-            time.sleep(0.5)
-        raise PlaylogError(f"Kafka exited with code {kafka.proc.returncode if kafka.proc else '?'}")
-    except KeyboardInterrupt:
-        click.echo("stopping Kafka...")
-    finally:
-        kafka.stop()
+    with sigterm_as_interrupt():  # SIGTERM stops the broker too, not only this Python process
+        try:
+            seconds = kafka.start()
+            click.echo(f"Kafka {KAFKA_VERSION} ready on {kafka.bootstrap} in {seconds:.1f}s (data: {kafka.data_dir}); "
+                       "Ctrl-C stops it")
+            while kafka.proc is not None and kafka.proc.poll() is None:
+                time.sleep(0.5)
+            raise PlaylogError(f"Kafka exited with code {kafka.proc.returncode if kafka.proc else '?'}")
+        except KeyboardInterrupt:
+            click.echo("stopping Kafka...")
+        finally:
+            kafka.stop()

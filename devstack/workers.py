@@ -1,49 +1,45 @@
-"""Run ``playlog worker`` processes and wait for them to catch up (demo, benchmarks, tests)."""
+"""``playlog worker`` processes under the supervisor, and waiting for them to catch up (up, demo, benchmarks, tests)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import PlaylogError
 from core.settings import Settings
-from devstack.kafka import free_port
-from devstack.supervisor import stop_process
+from devstack.supervisor import Child, free_port, playlog_argv
 from topics.lag import group_lag
 
 SOURCE_TOPICS = ["listening", "catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
 
 
-class WorkerProcess:
-    """One ``playlog worker`` subprocess with its own web port and state dir."""
+class WorkerProcess(Child):
+    """One ``playlog worker`` subprocess with its own name, web port and state dir."""
 
-    def __init__(self, settings: Settings, log_dir: Path, name: str = "w1", port: int | None = None):
+    def __init__(self, settings: Settings, log_dir: Path, name: str = "w1", port: int | None = None,
+                 extra_args: Sequence[str] = ()):
         self.settings = settings
         self.port = port or free_port()
-        self.name = name
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        self.log = Path(log_dir) / f"worker-{name}.log"
-        self.proc: subprocess.Popen | None = None
+        argv = playlog_argv("worker", "--web-port", str(self.port), "--name", name, "--loglevel", "info",
+                            *extra_args)
+        super().__init__(name, argv, settings.to_env(), Path(log_dir) / f"worker-{name}.log",
+                         health_url=f"http://127.0.0.1:{self.port}/status")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def state_dir(self) -> Path:
+        """Where this worker keeps its RocksDB tables (see worker/app.py)."""
+        prefix = self.settings.topic_prefix.rstrip(".") or "default"
+        return Path(self.settings.data_dir) / "worker" / f"{prefix}-{self.name}"
+
     def start(self) -> WorkerProcess:
-        env = {**os.environ, "PLAYLOG_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
-               "PLAYLOG_DATA_DIR": str(self.settings.data_dir), "PLAYLOG_TOPIC_PREFIX": self.settings.topic_prefix}
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "playlog.cli", "worker", "--web-port", str(self.port), "--name", self.name,
-                 "--loglevel", "info"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        super().start()
         return self
 
     def status(self) -> dict | None:
@@ -57,16 +53,8 @@ class WorkerProcess:
         with urllib.request.urlopen(f"{self.url}/royalties/{period}", timeout=60) as r:  # noqa: S310
             return r.read().decode()
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
-            self.proc.wait(10)  # type: ignore[union-attr]
-
     def stop(self, timeout: float = 30.0) -> None:
-        stop_process(self.proc, timeout, group=True)
+        super().stop(timeout)
 
 
 def source_lag(settings: Settings) -> dict[str, int]:

@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "rights": "ingest.cli:rights_group",
     "takedown": "ingest.cli:takedown_command",
     "catalog": "ingest.cli:catalog_group",
+    "up": "playlog.up:up_command",
     "demo": "demo.run:demo_command",
     "bench": "benchmarks.cli:bench_group",
 }

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 
 from core.errors import PlaylogError
-from core.settings import Settings
+from core.settings import Settings, load
 from processors.statement import StatementLine, parse_csv
 
+DEFAULT_WORKER_URL = "http://127.0.0.1:6066"
 
-def worker_urls() -> list[str]:
-    """Worker web endpoints (``PLAYLOG_WORKER_URLS``, comma separated; default the first worker)."""
-    raw = os.environ.get("PLAYLOG_WORKER_URLS") or "http://127.0.0.1:6066"
-    return [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
+
+def worker_urls(settings: Settings | None = None) -> list[str]:
+    """Worker web endpoints: ``PLAYLOG_WORKER_URLS`` (comma separated) when set, else those that
+    ``playlog up`` recorded under ``PLAYLOG_DATA_DIR``, else the first worker's default port."""
+    from devstack.stack import recorded_worker_urls
+
+    settings = settings or load()
+    if settings.worker_urls:
+        return list(settings.worker_urls)
+    return recorded_worker_urls(settings.data_dir) or [DEFAULT_WORKER_URL]
 
 
 def _get(url: str, timeout: float) -> bytes:
@@ -23,10 +29,11 @@ def _get(url: str, timeout: float) -> bytes:
         return resp.read()
 
 
-def owner_url(timeout: float = 5.0) -> str:
-    """The worker that holds the live royalty view."""
+def owner_url(settings: Settings | None = None, timeout: float = 5.0) -> str:
+    """The worker that holds the live royalty view: each known worker is asked in turn, and one
+    that is down or does not hold the view is passed over."""
     errors = []
-    for url in worker_urls():
+    for url in worker_urls(settings):
         try:
             status = json.loads(_get(f"{url}/status", timeout))
         except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -42,7 +49,7 @@ def owner_url(timeout: float = 5.0) -> str:
 
 
 def fetch_statement_csv(settings: Settings | None, period: str, timeout: float = 60.0) -> str:
-    url = owner_url()
+    url = owner_url(settings)
     try:
         return _get(f"{url}/royalties/{period}", timeout).decode("utf-8")
     except urllib.error.HTTPError as exc:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from demo import simulator as sim
+from demo import model as sim
 from schemas.codec import default_codec
 
 GENRES = ["pop", "rock", "jazz", "techno"]
