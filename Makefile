@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup venv kafka-jars clickhouse chromium demo test test-unit lint bench clean
+.PHONY: setup venv kafka-jars clickhouse chromium demo up test test-unit lint bench clean
 
 setup: venv kafka-jars clickhouse
 
@@ -37,8 +37,12 @@ chromium:
 demo: setup
 	$(VENV)/bin/playlog demo
 
+up: setup
+	$(VENV)/bin/playlog up
+
 test: setup chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 
 test-unit: venv
@@ -46,6 +50,7 @@ test-unit: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(VENV)/bin/playlog bench all
