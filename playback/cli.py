@@ -24,7 +24,7 @@ def api_command(host: str | None, port: int | None) -> None:
     Segment URLs point at PLAYLOG_CDN_BASE_URL, signed with PLAYLOG_SIGNING_KEYS.
     """
     from core.settings import load
-    from playback import api
+    from playback import app
 
     try:
         settings = load()
@@ -38,7 +38,7 @@ def api_command(host: str | None, port: int | None) -> None:
         err=True,
     )
     try:
-        api.run(settings, host, port)
+        app.run(settings, host, port)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise PlaylogError(

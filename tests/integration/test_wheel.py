@@ -4,6 +4,7 @@ Maven pom, the Avro schemas and topic catalog) from site-packages, never from th
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,8 +21,13 @@ def _run(cmd: list, **kw) -> subprocess.CompletedProcess:
 
 
 def test_the_wheel_installs_and_its_playlog_works_from_site_packages(tmp_path: Path) -> None:
+    # build from a copy: setuptools' build/ dir in the checkout could carry files deleted since
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", ".playlog", "build", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache", ".ruff_cache",
+                                                                ".hypothesis", "tests"))
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, REPO], cwd=tmp_path)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, src], cwd=tmp_path)
     wheel = next(dist.glob("playlog-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for data in ("sinks/sql/duckdb/top_tracks_per_country_day.sql", "sinks/sql/clickhouse/rightsholder_totals.sql",

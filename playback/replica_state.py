@@ -1,0 +1,412 @@
+"""The playback API's read models: pure in-memory state built from view documents and events.
+
+:class:`ReplicaState` holds, in memory:
+
+- from the compacted view topics the worker publishes (``<prefix>view.catalog``, ``view.rights``,
+  ``view.users``, ``view.playlists``; JSON documents, the last one per key wins, a null value deletes):
+  catalog documents (tracks / artists / albums), rights states, user documents, playlist documents;
+- derived indexes, updated incrementally as documents arrive: a :class:`processors.catalog.CatalogIndex`
+  fed from each track document's ``first`` (so alias ids resolve to canonical ids exactly as the
+  processors decide), tracks per artist / album / genre, and the tantivy :class:`SearchIndex`;
+- from two event topics, folded here with the same pure functions the processors use:
+  ``<prefix>player`` through ``processors.player.evolve`` (the ``view.player`` document merges the user
+  queue into the context list, so the fold state cannot be rebuilt from it, and read-your-writes needs
+  the state), and ``<prefix>listening`` through ``processors.taste`` (taste profiles, co-occurrence and
+  stream counts per country: the popularity boost of search and the home shelves; no view topic
+  carries them yet -- if the worker starts publishing ``view.taste``, this is the hook to replace).
+
+Everything is applied through :meth:`ReplicaState.apply` ``(kind, key, doc)``, a pure in-memory step
+that tests drive without a broker. Nothing here touches Kafka: :mod:`playback.replica` holds the feed
+that consumes the topics and calls :meth:`~ReplicaState.apply`.
+
+Read-your-writes. The API never mutates a view: it produces an event. So that its next response (and
+the client's next read) reflects the write before the view topic delivers it, the API records the
+event with :meth:`add_pending`; reads return the replica's state with the pending events folded on
+top by the very same pure fold (``player.evolve`` / ``playlists.evolve``). A pending player event is
+dropped once the player topic delivers it (matched by ``event_id``); a pending playlist edit once the
+playlist document reaches the version the edit produced. So the replica converges to the log.
+
+Concurrency: the feed's thread applies records under ``self.lock``; API handlers take the same lock
+for reads that touch more than one structure. The search index commits outside the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from playback.search import SearchIndex, popularity_of
+from processors import catalog as catalog_fold
+from processors import player as player_fold
+from processors import playlists as playlists_fold
+from processors import rights as rights_fold
+from processors import taste
+
+log = logging.getLogger(__name__)
+
+VIEW_KINDS = ("catalog", "rights", "users", "playlists")
+EVENT_KINDS = ("player", "listening")
+KINDS = VIEW_KINDS + EVENT_KINDS
+PLAYER_PENDING_MAX = 256
+
+
+class _Cooccurrence(Mapping):
+    """``track_id -> {other: listeners}`` over the pair states, as ``home_shelves`` wants it."""
+
+    def __init__(self, pairs: dict[str, dict]):
+        self._pairs = pairs
+
+    def __getitem__(self, key: str) -> dict[str, int]:
+        return self._pairs[key]["counts"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+
+class ReplicaState:
+    """In-memory read replicas + derived indexes (see the module docstring); no I/O."""
+
+    def __init__(self, *, search: bool = True) -> None:
+        self.lock = threading.RLock()
+        # view documents
+        self.tracks: dict[str, dict] = {}  # upload id -> catalog track doc
+        self.artists: dict[str, dict] = {}
+        self.albums: dict[str, dict] = {}
+        self.rights: dict[str, dict] = {}  # upload id -> rights state
+        self.users: dict[str, dict] = {}
+        self.playlists: dict[str, dict] = {}  # playlist id -> playlist doc
+        self.players: dict[str, dict] = {}  # user id -> player fold state
+        # derived
+        self.index = catalog_fold.CatalogIndex()
+        self.by_artist: dict[str, set[str]] = {}  # artist -> upload ids
+        self.by_album: dict[str, set[str]] = {}
+        self.by_genre: dict[str, set[str]] = {}
+        self.albums_by_artist: dict[str, set[str]] = {}
+        self.search: SearchIndex | None = SearchIndex() if search else None
+        # listening-derived
+        self.profiles: dict[str, dict] = {}
+        self.listeners: dict[str, dict] = {}
+        self.pairs: dict[str, dict] = {}
+        self.popularity_states: dict[str, dict] = {}  # "<country>|<track>" -> state
+        self.popularity: dict[str, dict[str, int]] = {}  # country -> track -> streams
+        self.streams: dict[str, int] = {}  # canonical track -> streams (all countries)
+        self.cooccurrence = _Cooccurrence(self.pairs)
+        # read-your-writes overlays
+        self.pending_player: dict[str, list[dict]] = {}
+        self.pending_playlists: dict[str, list[tuple[int, dict]]] = {}  # pid -> [(version after, event)]
+        # bookkeeping
+        self.applied = 0
+        self.skipped = 0
+
+    # ==============================================================================================
+    # the pure step
+
+    def apply(self, kind: str, key: str, doc: Any) -> None:
+        """Apply one record: a view document (None = deleted) for view kinds, a decoded event for
+        ``player`` / ``listening``. Unknown kinds and malformed documents are counted and skipped."""
+        with self.lock:
+            try:
+                if kind == "catalog":
+                    self._apply_catalog(key, doc)
+                elif kind == "rights":
+                    self._put(self.rights, key, doc)
+                elif kind == "users":
+                    self._put(self.users, key, doc)
+                elif kind == "playlists":
+                    self._apply_playlist(key, doc)
+                elif kind == "player":
+                    self._apply_player(doc)
+                elif kind == "listening":
+                    self._apply_listening(doc)
+                else:
+                    self.skipped += 1
+                    return
+                self.applied += 1
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                self.skipped += 1
+                log.warning("replica skipped a %s record %r: %s", kind, key, exc)
+
+    @staticmethod
+    def _put(table: dict, key: str, doc: Any) -> None:
+        if doc is None:
+            table.pop(key, None)
+        else:
+            table[key] = doc
+
+    # -- catalog --------------------------------------------------------------------------------
+    def _apply_catalog(self, key: str, doc: dict | None) -> None:
+        kind, _, entity_id = key.partition(":")
+        if kind == "track":
+            self._apply_track(entity_id, doc)
+        elif kind == "artist":
+            old = self.artists.get(entity_id)
+            self._put(self.artists, entity_id, doc)
+            if self.search is not None:
+                if doc is None:
+                    self.search.delete("artist", entity_id)
+                else:
+                    self.search.upsert_artist(catalog_fold.artist_search_document(doc))
+            if (old or {}).get("name") != (doc or {}).get("name"):
+                self._reindex_tracks(self.by_artist.get(entity_id, ()))
+                for album_id in self.albums_by_artist.get(entity_id, ()):
+                    self._reindex_album(album_id)
+        elif kind == "album":
+            old = self.albums.get(entity_id)
+            if old:
+                for a in old.get("artist_ids") or []:
+                    self.albums_by_artist.get(a, set()).discard(entity_id)
+            self._put(self.albums, entity_id, doc)
+            for a in (doc or {}).get("artist_ids") or []:
+                self.albums_by_artist.setdefault(a, set()).add(entity_id)
+            self._reindex_album(entity_id)
+            if (old or {}).get("title") != (doc or {}).get("title"):
+                self._reindex_tracks(self.by_album.get(entity_id, ()))
+        else:
+            raise ValueError(f"unknown catalog key {key!r}")
+
+    def _apply_track(self, track_id: str, doc: dict | None) -> None:
+        old = self.tracks.get(track_id)
+        if old:
+            for a in old.get("artist_ids") or []:
+                self.by_artist.get(a, set()).discard(track_id)
+            for g in old.get("genres") or []:
+                self.by_genre.get(g, set()).discard(track_id)
+            if old.get("album_id"):
+                self.by_album.get(old["album_id"], set()).discard(track_id)
+        self._put(self.tracks, track_id, doc)
+        affected = {track_id}
+        if doc is not None:
+            for a in doc.get("artist_ids") or []:
+                self.by_artist.setdefault(a, set()).add(track_id)
+            for g in doc.get("genres") or []:
+                self.by_genre.setdefault(g, set()).add(track_id)
+            if doc.get("album_id"):
+                self.by_album.setdefault(doc["album_id"], set()).add(track_id)
+            first = doc.get("first")
+            if first:
+                outputs = self.index.evolve({
+                    "type": "track.ingested", "track_id": track_id, "isrc": first["isrc"],
+                    "occurred_at": first["at"], "event_id": first["event_id"],
+                })
+                for out in outputs:
+                    affected.add(out["track_id"])
+                    affected.add(out["canonical_id"])
+        self._reindex_tracks(affected)
+
+    def _reindex_tracks(self, upload_ids: Iterable[str]) -> None:
+        if self.search is None:
+            return
+        canon: set[str] = set()
+        for t in list(upload_ids):
+            c = self.index.canonical_id(t)
+            if c != t:
+                self.search.delete("track", t)
+            if c is not None:
+                canon.add(c)
+        for c in canon:
+            self._index_track(c)
+
+    def _index_track(self, canonical_id: str) -> None:
+        doc = self.track_doc(canonical_id)
+        if self.search is None:
+            return
+        if doc is None or not doc.get("ingested"):
+            self.search.delete("track", canonical_id)
+            return
+        sdoc = catalog_fold.track_search_document(
+            doc, canonical_id=canonical_id, aliases=self.index.aliases(canonical_id),
+            artists=self.artists, albums=self.albums,
+        )
+        self.search.upsert_track(sdoc, popularity_of(self.streams.get(canonical_id, 0)))
+
+    def _reindex_album(self, album_id: str) -> None:
+        if self.search is None:
+            return
+        doc = self.albums.get(album_id)
+        if doc is None:
+            self.search.delete("album", album_id)
+        else:
+            self.search.upsert_album(catalog_fold.album_search_document(doc, self.artists))
+
+    # -- playlists and player (with read-your-writes overlays) -----------------------------------
+    def _apply_playlist(self, playlist_id: str, doc: dict | None) -> None:
+        self._put(self.playlists, playlist_id, doc)
+        pending = self.pending_playlists.get(playlist_id)
+        if pending and doc is not None:
+            rest = [(v, e) for v, e in pending if v > doc["version"]]
+            if rest:
+                self.pending_playlists[playlist_id] = rest
+            else:
+                del self.pending_playlists[playlist_id]
+
+    def _apply_player(self, event: dict) -> None:
+        if event.get("type") not in player_fold.PLAYER_TYPES:
+            raise ValueError(f"not a player event: {event.get('type')!r}")
+        user_id = event["user_id"]
+        state, _ = player_fold.evolve(self.players.get(user_id), event)
+        self.players[user_id] = state
+        pending = self.pending_player.get(user_id)
+        if pending:
+            rest = [e for e in pending if e["event_id"] != event["event_id"]]
+            if rest:
+                self.pending_player[user_id] = rest
+            else:
+                del self.pending_player[user_id]
+
+    def add_pending(self, event: dict) -> None:
+        """Record an event the API just produced, so reads reflect it before its topic delivers it."""
+        with self.lock:
+            etype = event["type"]
+            if etype in player_fold.PLAYER_TYPES:
+                pending = self.pending_player.setdefault(event["user_id"], [])
+                pending.append(event)
+                del pending[:-PLAYER_PENDING_MAX]
+            elif etype in playlists_fold.PLAYLIST_TYPES:
+                state = self.playlist_state(event["playlist_id"])
+                after, outputs = playlists_fold.evolve(state, event)
+                if after is not None and not any(o.get("kind") == "dead_letter" for o in outputs):
+                    self.pending_playlists.setdefault(event["playlist_id"], []).append((after["version"], event))
+
+    def drop_pending(self, event: dict) -> None:
+        """Forget a pending event that was never delivered (the producer gave up on it)."""
+        with self.lock:
+            if event["type"] in player_fold.PLAYER_TYPES:
+                pending = self.pending_player.get(event["user_id"], [])
+                self.pending_player[event["user_id"]] = [e for e in pending if e["event_id"] != event["event_id"]]
+            elif event["type"] in playlists_fold.PLAYLIST_TYPES:
+                pending = self.pending_playlists.get(event["playlist_id"], [])
+                self.pending_playlists[event["playlist_id"]] = [
+                    (v, e) for v, e in pending if e["event_id"] != event["event_id"]]
+
+    def player_state(self, user_id: str) -> dict | None:
+        """The user's player fold state with pending (just produced) commands folded on top."""
+        with self.lock:
+            state = self.players.get(user_id)
+            for event in self.pending_player.get(user_id, ()):
+                state, _ = player_fold.evolve(state, event)
+            return state
+
+    def playlist_state(self, playlist_id: str) -> dict | None:
+        """A playlists-fold state for the playlist (rebuilt from its document), pending edits on top."""
+        with self.lock:
+            doc = self.playlists.get(playlist_id)
+            state = None
+            if doc is not None:
+                state = {k: v for k, v in doc.items() if k not in ("tracks", "total")}
+                state["entries"] = [dict(e) for e in doc["tracks"]]
+                state["created_at"] = None
+                state["seen"] = []
+            for _version, event in self.pending_playlists.get(playlist_id, ()):
+                state, _ = playlists_fold.evolve(state, event)
+            return state
+
+    # -- listening -------------------------------------------------------------------------------
+    def _apply_listening(self, event: dict) -> None:
+        etype = event.get("type")
+        if etype not in ("play.started", "play.progress", "play.skipped", "play.completed"):
+            raise ValueError(f"not a listening event: {etype!r}")
+        canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
+        doc = self.track_doc(canon) or {}
+        signals = taste.signals_from_play_event(
+            {**event, "track_id": canon}, doc.get("artist_ids") or [], doc.get("genres") or []
+        )
+        for signal in signals:
+            uid = signal["user_id"]
+            self.profiles[uid], _ = taste.evolve(self.profiles.get(uid), signal)
+            self.listeners[uid], increments = taste.evolve_listener(self.listeners.get(uid), signal)
+            for inc in increments:
+                self.pairs[inc["track_id"]], _ = taste.evolve_pairs(self.pairs.get(inc["track_id"]), inc)
+            pkey = taste.popularity_key(signal)
+            if pkey is None:
+                continue
+            before = self.popularity_states.get(pkey)
+            after, _ = taste.evolve_popularity(before, signal)
+            if after is before or after is None:
+                continue
+            self.popularity_states[pkey] = after
+            self.popularity.setdefault(signal["country"], {})[canon] = after["streams"]
+            old_pop = popularity_of(self.streams.get(canon, 0))
+            self.streams[canon] = self.streams.get(canon, 0) + 1
+            if popularity_of(self.streams[canon]) != old_pop:
+                self._index_track(canon)
+
+    # ==============================================================================================
+    # questions (the API's reads)
+
+    def canonical_id(self, track_id: str) -> str | None:
+        """The canonical id of any upload id; for a track document without ``first`` (not ingested yet)
+        the id itself when a document exists; None when unknown."""
+        c = self.index.canonical_id(track_id)
+        if c is None and track_id in self.tracks:
+            return track_id
+        return c
+
+    def members(self, canonical_id: str) -> list[str]:
+        return self.index.members(canonical_id) or [canonical_id]
+
+    def track_doc(self, track_id: str) -> dict | None:
+        """The catalog document of the logical track (canonical upload; its ladder falls back to another
+        upload's via ``catalog.best_ladder``). ``track_id`` may be any upload id."""
+        canon = self.canonical_id(track_id)
+        if canon is None:
+            return None
+        doc = self.tracks.get(canon)
+        if doc is None:
+            return None
+        if not doc.get("ladder"):
+            members = [self.tracks[m] for m in self.index.aliases(canon) if m in self.tracks]
+            ladder = catalog_fold.best_ladder(doc, members)
+            if ladder:
+                doc = {**doc, "ladder": ladder}
+        return doc
+
+    def playability(self, canonical_id: str, country: str, now_ms: int) -> tuple[bool, str]:
+        """(playable, reason) for the logical track in ``country`` at ``now_ms``: unknown track, taken
+        down, or not licensed (no rights entry, blocked, outside its window) -> False with the reason."""
+        doc = self.tracks.get(canonical_id)
+        if doc is None or not doc.get("ingested"):
+            return False, "unknown track"
+        ids = self.members(canonical_id)
+        if rights_fold.taken_down(self.rights, ids, country, now_ms):
+            return False, f"track is taken down in {country}"
+        if not rights_fold.rights_allow(self.rights, ids, country, now_ms):
+            return False, f"track is not licensed in {country} (region blocked)"
+        return True, "ok"
+
+    def is_playable(self, track_id: str, country: str, now_ms: int) -> bool:
+        canon = self.canonical_id(track_id)
+        return canon is not None and self.playability(canon, country, now_ms)[0]
+
+    # CatalogLookup protocol (processors.home)
+    def track(self, track_id: str) -> Mapping[str, Any] | None:
+        return self.track_doc(track_id)
+
+    def tracks_by_artist(self, artist_id: str) -> list[str]:
+        return sorted(self.by_artist.get(artist_id, ()))
+
+    def tracks_by_genre(self, genre: str) -> list[str]:
+        return sorted(self.by_genre.get(genre, ()))
+
+    def album_tracks(self, album_id: str) -> list[str]:
+        """Canonical track ids of an album, in track-id order (the synthetic catalog numbers them)."""
+        out = {self.canonical_id(t) for t in self.by_album.get(album_id, ())}
+        return sorted(t for t in out if t is not None)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "tracks": len(self.tracks), "artists": len(self.artists), "albums": len(self.albums),
+            "rights": len(self.rights), "users": len(self.users), "playlists": len(self.playlists),
+            "players": len(self.players), "profiles": len(self.profiles), "applied": self.applied,
+            "skipped": self.skipped,
+        }
+
+    def commit_search(self) -> bool:
+        """Make buffered search-index updates visible (True if a commit happened; False without an index)."""
+        if self.search is None:
+            return False
+        return self.search.commit()

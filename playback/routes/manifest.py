@@ -1,0 +1,45 @@
+"""Route: ``GET /v1/playback/{track_id}/manifest`` (rights checked per request, manifest cached per minute).
+
+The manifest itself is built by the pure :func:`playback.manifest.build_manifest`; this route resolves
+the track, checks the user's rights, and caches the serialized manifest per (track, tier, signing
+window, renditions), since every request in the same minute gets the same signed URLs.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from playback import manifest as builder
+from playback.parsing import ApiError, valid_id
+from playback.service import api_of
+
+MAX_CACHED = 20_000
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/playback/{track_id}/manifest", allow_head=False)
+async def manifest(request: web.Request) -> web.Response:
+    api = api_of(request)
+    track_id = valid_id(request.match_info["track_id"])
+    user = api.user(request)
+    canon = api.replica.canonical_id(track_id)
+    if canon is None:
+        raise ApiError(403, f"Cannot play {track_id}: unknown track", reason="unknown track")
+    api.check_playable(canon, user)
+    doc = api.replica.track_doc(canon) or {}
+    ladder = doc.get("ladder") or []
+    if not ladder:
+        raise ApiError(404, "No audio encoded for this track yet")
+    product = user["product"]
+    now = api.clock()
+    key = (track_id, canon, product, builder.window_start(now), tuple(r["file_id"] for r in ladder))
+    body = api.manifests.get(key)
+    if body is None:
+        body = orjson.dumps(builder.build_manifest(ladder, product, api.signer, now, cdn_base=api.cdn_base,
+                                                   track_id=track_id, canonical_id=canon))
+        if len(api.manifests) > MAX_CACHED:
+            api.manifests.clear()
+        api.manifests[key] = body
+    return web.Response(body=body, content_type="application/json")

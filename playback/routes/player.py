@@ -1,0 +1,223 @@
+"""Routes: ``/v1/me/player`` and its controls (play, transfer, pause, seek, next, previous, queue, volume).
+
+Every control is a ``player.*`` event. It is folded first with the worker's own pure fold
+(``processors.player.evolve``) over the replica's state: a command the fold would refuse (nothing to
+resume, bad position) is answered with 403 and never produced. Commands are produced without waiting
+for the broker unless ``PlaybackApi.ack_player_commands``; play and queue check rights first.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from playback import render
+from playback.parsing import (
+    ApiError,
+    base_url,
+    bool_field,
+    int_param,
+    json_object,
+    json_response,
+    non_negative_int,
+    parse_uri,
+    user_id,
+)
+from playback.service import PlaybackApi, api_of
+from processors import player as player_fold
+from processors import playlists as playlists_fold
+
+routes = web.RouteTableDef()
+
+
+def _device(request: web.Request, user: dict, state: dict | None, body: dict | None = None) -> str:
+    """The device the command is for: ``device_id`` (query or body), else the active one, else the first."""
+    devices = render.devices(user)
+    device_id = request.query.get("device_id") or (body or {}).get("device_id")
+    if device_id is not None:
+        if not isinstance(device_id, str) or device_id not in devices:
+            raise ApiError(404, "Device not found")
+        return device_id
+    if state and state.get("active_device"):
+        return state["active_device"]
+    if devices:
+        return sorted(devices)[0]
+    raise ApiError(404, "No active device found")
+
+
+async def _command(api: PlaybackApi, uid: str, event: dict) -> None:
+    """Fold the command over the user's player state (403 if refused), then produce it."""
+    state = api.replica.player_state(uid)
+    _, outputs = player_fold.evolve(state, event)
+    for out in outputs:
+        if out.get("kind") == "dead_letter":
+            raise ApiError(403, f"Player command failed: {out['reason']}")
+    await api.produce([event], wait=api.ack_player_commands)
+
+
+def _context_tracks(api: PlaybackApi, kind: str, ctx_id: str) -> list[str]:
+    replica = api.replica
+    with replica.lock:
+        if kind == "album":
+            return replica.album_tracks(ctx_id)
+        if kind == "artist":
+            return sorted({c for t in replica.tracks_by_artist(ctx_id) if (c := replica.canonical_id(t))})
+        state = replica.playlist_state(ctx_id)
+        return playlists_fold.track_ids(state) if state else []
+
+
+@routes.put("/v1/me/player/play")
+async def play(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    body = await json_object(request, required=False)
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state, body)
+    position_ms = body.get("position_ms", 0)
+    if not non_negative_int(position_ms):
+        raise ApiError(400, "Invalid position_ms: expected a non-negative integer")
+    context_uri = None
+    if "uris" in body:
+        uris = body["uris"]
+        if not isinstance(uris, list) or not 0 < len(uris) <= 100:
+            raise ApiError(400, "Invalid uris: expected 1 to 100 track uris")
+        raw_ids = [parse_uri(u)[1] for u in uris]
+    elif "context_uri" in body:
+        context_uri = body["context_uri"]
+        kind, ctx_id = parse_uri(context_uri, ("album", "playlist", "artist"))
+        raw_ids = _context_tracks(api, kind, ctx_id)
+        if not raw_ids:
+            raise ApiError(404, f"Context not found or empty: {context_uri}")
+    else:
+        # no body: resume on the device
+        await _command(api, uid, api.event("player.resumed", user_id=uid, device_id=device_id))
+        return web.Response(status=204)
+    track_ids = []
+    for t in raw_ids:
+        canon = api.replica.canonical_id(t)
+        track_ids.append(canon if canon is not None else t)
+    offset = 0
+    off = body.get("offset")
+    if off is not None:
+        if not isinstance(off, dict):
+            raise ApiError(400, "Invalid offset: expected {\"position\": n} or {\"uri\": ...}")
+        if "position" in off:
+            offset = off["position"]
+            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < len(track_ids):
+                raise ApiError(400, "Invalid offset position")
+        elif "uri" in off:
+            t = parse_uri(off["uri"])[1]
+            t = api.replica.canonical_id(t) or t
+            if t not in track_ids:
+                raise ApiError(400, "Invalid offset uri: not in the context")
+            offset = track_ids.index(t)
+        else:
+            raise ApiError(400, "Invalid offset: expected position or uri")
+    api.check_playable(track_ids[offset], user)
+    event = api.event("player.play_requested", user_id=uid, device_id=device_id, track_ids=track_ids,
+                      context_uri=context_uri, offset=offset, position_ms=position_ms)
+    await _command(api, uid, event)
+    return web.Response(status=204)
+
+
+@routes.get("/v1/me/player", allow_head=False)
+async def get_player(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    state = api.replica.player_state(uid)
+    if state is None or state.get("item") is None or state.get("active_device") is None:
+        return web.Response(status=204)
+    user = api.replica.users.get(uid)
+    now_ms = api.now_ms()
+    return json_response(render.playback_state(api.replica, base_url(request), user, state, now_ms))
+
+
+@routes.put("/v1/me/player")
+async def transfer(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    body = await json_object(request)
+    ids = body.get("device_ids")
+    if not isinstance(ids, list) or len(ids) != 1 or not isinstance(ids[0], str):
+        raise ApiError(400, "device_ids must hold exactly one device id")
+    if ids[0] not in render.devices(user):
+        raise ApiError(404, "Device not found")
+    play = bool_field(body, "play", False)
+    await _command(api, uid, api.event("player.transferred", user_id=uid, device_id=ids[0], play=play))
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/player/pause")
+async def pause(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state)
+    position = player_fold.progress_ms(state, api.now_ms()) if state and state.get("item") else 0
+    await _command(api, uid, api.event("player.paused", user_id=uid, device_id=device_id, position_ms=position))
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/player/seek")
+async def seek(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    position = int_param(request, "position_ms", None, 0, 2**31 - 1)
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state)
+    await _command(api, uid, api.event("player.seeked", user_id=uid, device_id=device_id, position_ms=position))
+    return web.Response(status=204)
+
+
+async def _skip(request: web.Request, direction: str) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state)
+    await _command(api, uid, api.event("player.skipped_to", user_id=uid, device_id=device_id,
+                                       direction=direction))
+    return web.Response(status=204)
+
+
+@routes.post("/v1/me/player/next")
+async def skip_next(request: web.Request) -> web.Response:
+    return await _skip(request, "next")
+
+
+@routes.post("/v1/me/player/previous")
+async def skip_previous(request: web.Request) -> web.Response:
+    return await _skip(request, "previous")
+
+
+@routes.post("/v1/me/player/queue")
+async def queue(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    raw = request.query.get("uri")
+    if not raw:
+        raise ApiError(400, "Missing required parameter uri")
+    track_id = parse_uri(raw)[1]
+    canon = api.replica.canonical_id(track_id)
+    if canon is None:
+        raise ApiError(404, "Non existing id: track not found")
+    api.check_playable(canon, user)
+    await _command(api, uid, api.event("player.queued", user_id=uid, track_id=canon))
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/player/volume")
+async def volume(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    percent = int_param(request, "volume_percent", None, 0, 100)
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state)
+    await _command(api, uid, api.event("player.volume_set", user_id=uid, device_id=device_id,
+                                       volume_percent=percent))
+    return web.Response(status=204)

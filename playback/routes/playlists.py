@@ -1,0 +1,168 @@
+"""Routes: playlists (create, read, add / remove / reorder or replace tracks); writes produce
+``playlist.*`` events and answer with the new ``snapshot_id``.
+
+``snapshot_id`` given with an edit must be the current one, else 409 (optimistic concurrency).
+Playlists are readable by anyone with the id (as on Spotify), editable by the owner and, when
+collaborative, by collaborators. An edit is folded first with ``processors.playlists.evolve``: one the
+fold refuses is answered with 403 (not allowed) or 400 and never produced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from playback import render
+from playback.parsing import (
+    ApiError,
+    base_url,
+    bool_field,
+    int_param,
+    json_object,
+    json_response,
+    new_id,
+    non_negative_int,
+    parse_uri,
+    user_id,
+    valid_id,
+)
+from playback.service import PlaybackApi, api_of
+from processors import playlists as playlists_fold
+
+routes = web.RouteTableDef()
+
+
+def _playlist(api: PlaybackApi, request: web.Request) -> dict:
+    state = api.replica.playlist_state(valid_id(request.match_info["id"]))
+    if state is None:
+        raise ApiError(404, "Playlist not found")
+    return state
+
+
+async def _edit(api: PlaybackApi, state: dict, event: dict, status: int) -> web.Response:
+    """Fold the edit over the playlist (403/400 if refused), produce it, answer the new snapshot."""
+    _, outputs = playlists_fold.evolve(state, event)
+    for out in outputs:
+        if out.get("kind") == "dead_letter":
+            reason = out["reason"]
+            code = 403 if "may not edit" in reason or "not the owner" in reason else 400
+            raise ApiError(code, reason)
+    await api.produce([event])
+    after = api.replica.playlist_state(state["playlist_id"])
+    return json_response({"snapshot_id": after["snapshot_id"]}, status)
+
+
+def _check_snapshot(body: dict, state: dict) -> None:
+    snap = body.get("snapshot_id")
+    if snap is not None and snap != state["snapshot_id"]:
+        raise ApiError(409, "snapshot_id is not the playlist's current snapshot")
+
+
+def _track_ids(api: PlaybackApi, uris: Any) -> list[str]:
+    """1 to 100 track uris -> canonical track ids (400 for an unknown track)."""
+    if not isinstance(uris, list) or not 0 < len(uris) <= 100:
+        raise ApiError(400, "Invalid uris: expected 1 to 100 track uris")
+    out = []
+    for u in uris:
+        t = parse_uri(u)[1]
+        canon = api.replica.canonical_id(t)
+        if canon is None:
+            raise ApiError(400, f"Unknown track: {u}")
+        out.append(canon)
+    return out
+
+
+@routes.post("/v1/users/{user_id}/playlists")
+async def create_playlist(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    owner = valid_id(request.match_info["user_id"], "user id")
+    if owner != uid:
+        raise ApiError(403, "You cannot create a playlist for another user")
+    body = await json_object(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 300:
+        raise ApiError(400, "Missing or invalid playlist name")
+    public, collaborative = bool_field(body, "public", True), bool_field(body, "collaborative", False)
+    if public and collaborative:
+        raise ApiError(400, "A collaborative playlist cannot be public")
+    pid = new_id()
+    event = api.event("playlist.created", playlist_id=pid, owner_id=uid, name=name,
+                      collaborative=collaborative, public=public)
+    await api.produce([event])
+    state = api.replica.playlist_state(pid)
+    return json_response(render.playlist_object(api.replica, base_url(request), state, api.now_ms()), 201)
+
+
+@routes.get("/v1/playlists/{id}", allow_head=False)
+async def get_playlist(request: web.Request) -> web.Response:
+    api = api_of(request)
+    return json_response(render.playlist_object(api.replica, base_url(request), _playlist(api, request),
+                                                api.now_ms()))
+
+
+@routes.post("/v1/playlists/{id}/tracks")
+async def add_tracks(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    state = _playlist(api, request)
+    body = await json_object(request, required=False)
+    uris = body.get("uris")
+    if uris is None and request.query.get("uris"):
+        uris = request.query["uris"].split(",")
+    position = body.get("position")
+    if position is None and request.query.get("position"):
+        position = int_param(request, "position", None, 0, 10**6)
+    if position is not None and not non_negative_int(position):
+        raise ApiError(400, "Invalid position")
+    _check_snapshot(body, state)
+    event = api.event("playlist.tracks_added", playlist_id=state["playlist_id"], user_id=uid,
+                      track_ids=_track_ids(api, uris), position=position)
+    return await _edit(api, state, event, 201)
+
+
+@routes.delete("/v1/playlists/{id}/tracks")
+async def remove_tracks(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    state = _playlist(api, request)
+    body = await json_object(request)
+    tracks = body.get("tracks")
+    if not isinstance(tracks, list) or not 0 < len(tracks) <= 100 or not all(isinstance(t, dict) for t in tracks):
+        raise ApiError(400, 'Expected "tracks": [{"uri": ...}, ...] (1 to 100)')
+    ids = [parse_uri(t.get("uri"))[1] for t in tracks]
+    ids = [api.replica.canonical_id(t) or t for t in ids]
+    _check_snapshot(body, state)
+    event = api.event("playlist.tracks_removed", playlist_id=state["playlist_id"], user_id=uid, track_ids=ids)
+    return await _edit(api, state, event, 200)
+
+
+@routes.put("/v1/playlists/{id}/tracks")
+async def reorder_tracks(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    state = _playlist(api, request)
+    body = await json_object(request)
+    _check_snapshot(body, state)
+    pid = state["playlist_id"]
+    if "uris" in body:  # replace: remove what is there, add the new list (two events, one key: in order)
+        track_ids = _track_ids(api, body["uris"])
+        current = list(dict.fromkeys(playlists_fold.track_ids(state)))
+        if not playlists_fold.can_edit_tracks(state, uid):
+            raise ApiError(403, f"user {uid!r} may not edit the tracks of playlist {pid!r}")
+        events = []
+        if current:
+            events.append(api.event("playlist.tracks_removed", playlist_id=pid, user_id=uid, track_ids=current))
+        events.append(api.event("playlist.tracks_added", playlist_id=pid, user_id=uid, track_ids=track_ids,
+                                position=None))
+        await api.produce(events)
+        return json_response({"snapshot_id": api.replica.playlist_state(pid)["snapshot_id"]}, 200)
+    fields = {}
+    for name, default in (("range_start", None), ("insert_before", None), ("range_length", 1)):
+        value = body.get(name, default)
+        if not non_negative_int(value):
+            raise ApiError(400, f"Invalid or missing {name}")
+        fields[name] = value
+    event = api.event("playlist.tracks_moved", playlist_id=pid, user_id=uid, **fields)
+    return await _edit(api, state, event, 200)
