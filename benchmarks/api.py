@@ -32,7 +32,6 @@ import asyncio
 import logging
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -362,6 +361,7 @@ def run_api_bench(
     (stopping at the first one not sustained). Loopback only; bounded by the arguments."""
     from core.settings import load
     from devstack.kafka import LocalKafka, free_port, port_open
+    from devstack.supervisor import Child
     from playback.auth import issue_token
     from topics.admin import create_topics
 
@@ -378,27 +378,15 @@ def run_api_bench(
         env.update(PLAYLOG_BOOTSTRAP_SERVERS=bootstrap or "127.0.0.1:1", PLAYLOG_TOPIC_PREFIX=f"apibench{os.getpid()}.",
                    PLAYLOG_TOKEN_SECRET=TOKEN_SECRET, PLAYLOG_DATA_DIR=str(tmp / "data"),
                    PLAYLOG_LOG_LEVEL="WARNING")
-        old = {k: os.environ.get(k) for k in env if k.startswith("PLAYLOG_")}
-        os.environ.update({k: v for k, v in env.items() if k.startswith("PLAYLOG_")})
-        try:
-            if kafka:
-                create_topics(load())
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        log_file = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
-        server = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.api", "serve", str(port), str(tracks), str(users), str(segments),
-             "kafka" if kafka else "none"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
+        if kafka:
+            create_topics(load(env))
+        server = Child("bench-api", [sys.executable, "-m", "benchmarks.api", "serve", str(port), str(tracks),
+                                     str(users), str(segments), "kafka" if kafka else "none"],
+                       env, tmp / "server.log").start()
         deadline = time.monotonic() + 120
         while not port_open("127.0.0.1", port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the bench API server did not start: " + (tmp / "server.log").read_text()[-2000:])
+            if not server.alive() or time.monotonic() > deadline:
+                raise RuntimeError("the bench API server did not start: " + server.tail(40))
             time.sleep(0.1)
         now = time.time()
         tokens = [issue_token(f"bu{u}", TOKEN_SECRET, now=now, ttl=3600) for u in range(users)]
@@ -419,16 +407,10 @@ def run_api_bench(
                 result.highest_sustained_rps = max(result.highest_sustained_rps, step.achieved_rps)
             return result
 
-        result = asyncio.run(main())
-        log_file.close()
-        return result
+        return asyncio.run(main())
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            server.stop(15)
         if broker is not None:
             broker.stop()
         import shutil

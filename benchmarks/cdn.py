@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from devstack.supervisor import Child
 from ingest.store import AudioStore
 from playback.signing import Signer
 
@@ -284,6 +284,7 @@ def run_cdn_bench(
         raise ValueError("connections, max_requests and max_seconds must be positive")
     tmp = None
     proc = None
+    child = None
     try:
         if base_url is None:
             tmp = tempfile.TemporaryDirectory(prefix="playlog-cdn-bench-")
@@ -302,12 +303,8 @@ def run_cdn_bench(
                 PLAYLOG_SIGNING_KEYS=",".join(f"{k}:{v}" for k, v in keys.items()),
                 PLAYLOG_LOG_LEVEL="WARNING",
             )
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "playlog.cli", "cdn"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            child = Child("bench-cdn", [sys.executable, "-m", "playlog", "cdn"], env, data_dir / "cdn.log").start()
+            proc = child.proc
         if keys is None or data_dir is None:
             raise ValueError("with base_url, pass the CDN's signing keys and its data_dir")
         _wait_healthy(base_url, proc)
@@ -367,13 +364,8 @@ def run_cdn_bench(
             client_cpu_seconds=own,
         )
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if child is not None:
+            child.stop(10)
         if tmp is not None:
             tmp.cleanup()
 

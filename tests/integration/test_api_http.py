@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from devstack.supervisor import Child, Supervisor
 from ingest.store import AudioStore
 from playback.signing import Signer
 
@@ -49,7 +49,7 @@ class Stack:
     data_dir: Path
     api_port: int
     cdn_port: int
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    procs: Supervisor = field(default_factory=Supervisor)
 
     def request(self, method: str, target: str, *, port: int | None = None, token: str | None = None,
                 body: object = None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
@@ -84,8 +84,8 @@ class Stack:
     def wait_for(self, what: str, check, timeout: float = 120.0) -> object:
         deadline = time.monotonic() + timeout
         while True:
-            for p in self.procs:
-                assert p.poll() is None, f"a process died: {p.args}\n{self.logs()}"
+            for p in self.procs.dead():
+                raise AssertionError(f"{p.name} died (exit code {p.returncode})\n{self.logs()}")
             result = check()
             if result:
                 return result
@@ -144,21 +144,12 @@ def start_stack(kafka, root: Path, *, worker: bool = True) -> Stack:
     if worker:
         commands.insert(0, ("worker", ["worker", "--web-port", str(_free_port())], env))
     for name, args, penv in commands:
-        log = open(root / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        stack.procs.append(subprocess.Popen([PLAYLOG, *args], env=penv, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=root))
+        stack.procs.add(Child(name, [PLAYLOG, *args], penv, root / f"{name}.log").start())
     return stack
 
 
 def stop_stack(stack: Stack) -> None:
-    for p in reversed(stack.procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    for p in stack.procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stack.procs.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devstack.supervisor import Child
 from ingest.store import AudioStore
 from playback import auth
 from playback.signing import Signer
@@ -120,29 +120,13 @@ def cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cdn]:
         PLAYLOG_SIGNING_KEYS=f"{NEW[0]}:{NEW[1]},{OLD[0]}:{OLD[1]}",
         PLAYLOG_CDN_CACHE_BYTES=str(CACHE_BYTES),
     )
-    log = open(root / "cdn.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([PLAYLOG, "cdn"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    handle = Cdn(port, root, proc, ids, segments)
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, (root / "cdn.log").read_text()
-        try:
-            if handle.request("GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "the CDN did not start"
-        time.sleep(0.1)
+    cdn = Child("cdn", [PLAYLOG, "cdn"], env, root / "cdn.log", health_url=f"http://127.0.0.1:{port}/healthz").start()
+    handle = Cdn(port, root, cdn.proc, ids, segments)
     try:
+        cdn.wait_healthy(30)
         yield handle
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            log.close()
+        cdn.stop()
 
 
 def _assert_error(status: int, headers: dict, body: bytes, expected: int) -> str:
