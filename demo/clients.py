@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from demo.model import Listener, Manifest, Stats, TrackInfo
+from processors.rules import FREE_MAX_KBPS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class DirectClient(Transport):
         rs = self.renditions.get(track.track_id)
         if not rs:
             return None
-        allowed = sorted((r for r in rs if listener.product == "premium" or r["bitrate_kbps"] <= 160),
+        allowed = sorted((r for r in rs if listener.product == "premium" or r["bitrate_kbps"] <= FREE_MAX_KBPS),
                          key=lambda r: r["bitrate_kbps"])
         now = time.time()
         rungs = [{**r, "segments": [self.signer.sign_segment_url(self.settings.cdn_base_url, r["file_id"], k, now=now)

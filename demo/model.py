@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.rules import MIN_STREAM_MS
+
 # ==================================================================================================
 # the population (pure)
 
@@ -151,9 +153,9 @@ def listen_outcome(rng: random.Random, listener: Listener, track: TrackInfo) -> 
     if rng.random() >= skip_probability(listener, track):
         return "completed", d
     if rng.random() < 0.6:
-        ms = int(rng.uniform(1_000, min(30_000, d)))
+        ms = int(rng.uniform(1_000, min(MIN_STREAM_MS, d)))
     else:
-        ms = int(rng.uniform(min(30_000, d), d))
+        ms = int(rng.uniform(min(MIN_STREAM_MS, d), d))
     return "skipped", max(1, min(ms, d - 1)) if d > 1 else 1
 
 

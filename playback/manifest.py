@@ -20,10 +20,10 @@ from urllib.parse import quote, quote_plus
 from core.timefmt import format_ts
 from playback.render import uri
 from playback.signing import Signer, segment_path
+from processors.rules import FREE_MAX_KBPS
 
 TARGET_LUFS = -14.0
 PEAK_CEILING_DBTP = -1.0
-FREE_MAX_KBPS = 160
 URL_TTL_S = 3600
 EXP_GRID_S = 60
 

@@ -43,6 +43,7 @@ from processors import player as player_fold
 from processors import playlists as playlists_fold
 from processors import rights as rights_fold
 from processors import taste
+from processors.rules import PLAY_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ class ReplicaState:
     # -- listening -------------------------------------------------------------------------------
     def _apply_listening(self, event: dict) -> None:
         etype = event.get("type")
-        if etype not in ("play.started", "play.progress", "play.skipped", "play.completed"):
+        if etype not in PLAY_TYPES:
             raise ValueError(f"not a listening event: {etype!r}")
         canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
         doc = self.track_doc(canon) or {}

@@ -13,9 +13,10 @@ import orjson
 
 from core.timefmt import period_of
 from processors import plays, royalties
+from processors.rules import ROYALTY_SOURCE_TYPES
 from processors.statement import StatementLine, to_csv
 from schemas.codec import Codec, EventError
-from schemas.invariants import broken_invariant
+from schemas.validate import decode_record
 
 
 class RawRecord(NamedTuple):
@@ -31,18 +32,15 @@ class Dead(NamedTuple):
 
 
 def decode_batch(codec: Codec, records: Iterable[RawRecord]) -> tuple[list[tuple[RawRecord, dict]], list[Dead]]:
-    """Decode wire-format records; the ones that fail (bytes, schema, invariants) come back as Dead."""
+    """Decode wire-format records (``schemas.validate.decode_record``, the step every reader uses);
+    the ones that fail (no value, bytes, schema, invariants) come back as Dead with the reason."""
     good: list[tuple[RawRecord, dict]] = []
     dead: list[Dead] = []
     for rec in records:
         try:
-            event = codec.decode(rec.value)  # type: ignore[arg-type]
+            event = decode_record(codec, rec.value)
         except EventError as exc:
             dead.append(Dead(rec, exc.reason))
-            continue
-        reason = broken_invariant(event)
-        if reason:
-            dead.append(Dead(rec, f"{event['type']}: {reason}"))
             continue
         good.append((rec, event))
     return good, dead
@@ -50,18 +48,14 @@ def decode_batch(codec: Codec, records: Iterable[RawRecord]) -> tuple[list[tuple
 
 # -- plays: listening events -> play summaries --------------------------------------------------
 def play_summaries(events: Iterable[dict]) -> list[plays.PlaySummary]:
-    """Join a batch's listening events per play. Stateless: each summary is a partial join that the
-    royalty view merges (min of the deciding key, max of ms), so nothing is lost across batches
-    and a re-sent batch changes nothing."""
-    state = plays.PlayState()
-    for ev in events:
-        if ev["type"] in plays.PLAY_TYPES:
-            plays.evolve(state, ev)
-    return state.summaries()
+    """Join a batch's listening events per play (``plays.summaries_of``, which the replay fold runs
+    too). Stateless: each summary is a partial join that the royalty view merges (min of the
+    deciding key, max of ms), so nothing is lost across batches and a re-sent batch changes nothing."""
+    return plays.summaries_of(events)
 
 
 # -- royalty inputs: small JSON facts into one partition ----------------------------------------
-ROYALTY_EVENT_TYPES = frozenset({"track.ingested", "track.taken_down", "rights.changed", "royalty.pool_declared"})
+ROYALTY_EVENT_TYPES = ROYALTY_SOURCE_TYPES
 
 
 def fact_of_summary(s: plays.PlaySummary) -> tuple[str, bytes]:
@@ -188,18 +182,6 @@ class RoyaltyView:
 
     def periods(self) -> list[str]:
         return sorted(self.state.by_period)
-
-
-def merge_summary_bytes(old: bytes | None, new: bytes) -> bytes:
-    """Table value for a play fact: the join of what was stored and what arrived."""
-    if old is None:
-        return new
-    a = orjson.loads(old)
-    b = orjson.loads(new)
-    sa = plays.PlaySummary.from_dict({k: v for k, v in a.items() if k != "kind"})
-    sb = plays.PlaySummary.from_dict({k: v for k, v in b.items() if k != "kind"})
-    merged = plays.merge_summaries(sa, sb)
-    return orjson.dumps({"kind": "play", **merged.to_dict()})
 
 
 def group_by_key(items: Sequence[tuple[str, Any]]) -> dict[str, list[Any]]:

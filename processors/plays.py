@@ -17,16 +17,19 @@ which is what a stage keyed by user forwards to the royalty stage.
 
 State is plain data: ``PlayState.plays`` maps play_id -> ``[key, ms, ended]`` (tuples, ints,
 strings, bools). ``evolve`` updates the state in place and returns it (cheap per event).
+
+:func:`summaries_of` is how both the live plays stage (processors/batches.py) and the replay fold
+(processors/royalties.py ``fold``) assemble plays: :func:`absorb` (``evolve`` without its per-event
+output) over a batch of events, then one summary per play, which the royalty view merges with ``royalties.apply_play_summary``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-STARTED = "play.started"
-PLAY_TYPES = frozenset({"play.started", "play.progress", "play.skipped", "play.completed"})
-ENDING_TYPES = frozenset({"play.skipped", "play.completed"})
+from processors.rules import PLAY_ENDING_TYPES, PLAY_STARTED, PLAY_TYPES
 
 # key = (rank, occurred_at, event_id, user_id, track_id, country, product)
 PlayKey = tuple[int, int, str, str, str, str, str]
@@ -69,7 +72,7 @@ class PlaySummary(NamedTuple):
 def key_of(event: dict) -> PlayKey:
     """The deciding-event key of one listening event."""
     return (
-        0 if event["type"] == STARTED else 1,
+        0 if event["type"] == PLAY_STARTED else 1,
         event["occurred_at"],
         event["event_id"],
         event["user_id"],
@@ -79,13 +82,11 @@ def key_of(event: dict) -> PlayKey:
     )
 
 
-def ms_of(event: dict) -> int:
-    """``ms_played`` of a progress/skipped/completed event; 0 for play.started."""
-    return event.get("ms_played", 0) if event["type"] != STARTED else 0
+_new_summary = tuple.__new__  # PlaySummary(...) without its Python-level __new__ (hot: once per play)
 
 
 def summary_of(play_id: str, key: PlayKey, ms: int, ended: bool = False) -> PlaySummary:
-    return PlaySummary(play_id, key[3], key[4], key[5], key[6], key[1], ms, key[0] == 0, key[2], ended)
+    return _new_summary(PlaySummary, (play_id, key[3], key[4], key[5], key[6], key[1], ms, key[0] == 0, key[2], ended))
 
 
 def merge_summaries(a: PlaySummary, b: PlaySummary) -> PlaySummary:
@@ -106,7 +107,8 @@ class PlayState:
         return None if acc is None else summary_of(play_id, acc[0], acc[1], acc[2])
 
     def summaries(self) -> list[PlaySummary]:
-        return [summary_of(pid, a[0], a[1], a[2]) for pid, a in sorted(self.plays.items())]
+        plays = self.plays
+        return [summary_of(pid, *plays[pid]) for pid in sorted(plays)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"plays": {pid: [list(a[0]), a[1], a[2]] for pid, a in self.plays.items()}}
@@ -116,19 +118,28 @@ class PlayState:
         return cls({pid: [tuple(a[0]), a[1], a[2]] for pid, a in d["plays"].items()})
 
 
-def evolve(state: PlayState, event: dict) -> tuple[PlayState, list[PlaySummary]]:
-    """Fold one event; outputs the play's new summary when it changed (other types: no output)."""
-    etype = event["type"]
-    if etype not in PLAY_TYPES:
-        return state, []
+def absorb(state: PlayState, event: dict) -> list[Any] | None:
+    """Join one listening event into its play, in place: the play's ``[key, ms, ended]`` when it
+    changed, else None. The whole of :func:`evolve` but its output, so a batch step that only wants
+    the batch's summaries (:func:`summaries_of`) does not build one per event."""
+    plays = state.plays
     pid = event["play_id"]
-    ms = ms_of(event)
-    ended = etype in ENDING_TYPES
-    acc = state.plays.get(pid)
+    acc = plays.get(pid)
+    # a play.started beats any other event; among equals the earliest (occurred_at, event_id)
+    if event["type"] == PLAY_STARTED:
+        if acc is None:
+            acc = plays[pid] = [key_of(event), 0, False]
+            return acc
+        best = acc[0]
+        if best[0] == 1 or (event["occurred_at"], event["event_id"]) < (best[1], best[2]):
+            acc[0] = key_of(event)
+            return acc
+        return None
+    ms = event["ms_played"]
+    ended = event["type"] in PLAY_ENDING_TYPES
     if acc is None:
-        acc = [key_of(event), ms, ended]
-        state.plays[pid] = acc
-        return state, [summary_of(pid, acc[0], ms, ended)]
+        acc = plays[pid] = [key_of(event), ms, ended]
+        return acc
     changed = False
     if ms > acc[1]:
         acc[1] = ms
@@ -136,13 +147,19 @@ def evolve(state: PlayState, event: dict) -> tuple[PlayState, list[PlaySummary]]
     if ended and not acc[2]:
         acc[2] = True
         changed = True
-    # a play.started beats any other event; among equals the earliest (occurred_at, event_id)
     best = acc[0]
-    rank = 0 if etype == STARTED else 1
-    if rank < best[0] or (rank == best[0] and (event["occurred_at"], event["event_id"]) < (best[1], best[2])):
+    if best[0] == 1 and (event["occurred_at"], event["event_id"]) < (best[1], best[2]):
         acc[0] = key_of(event)
         changed = True
-    return state, ([summary_of(pid, acc[0], acc[1], acc[2])] if changed else [])
+    return acc if changed else None
+
+
+def evolve(state: PlayState, event: dict) -> tuple[PlayState, list[PlaySummary]]:
+    """Fold one event; outputs the play's new summary when it changed (other types: no output)."""
+    if event["type"] not in PLAY_TYPES:
+        return state, []
+    acc = absorb(state, event)
+    return state, ([] if acc is None else [summary_of(event["play_id"], acc[0], acc[1], acc[2])])
 
 
 def apply_summary(state: PlayState, summary: PlaySummary) -> tuple[PlayState, list[PlaySummary]]:
@@ -156,3 +173,15 @@ def apply_summary(state: PlayState, summary: PlaySummary) -> tuple[PlayState, li
         return state, []
     state.plays[summary.play_id] = new
     return state, [summary_of(summary.play_id, new[0], new[1], new[2])]
+
+
+def summaries_of(events: Iterable[dict]) -> list[PlaySummary]:
+    """The plays of a batch of events (other types are passed over), one summary per play, sorted
+    by play_id. Stateless: each summary is a partial join that the royalty view merges (min of the
+    deciding key, max of ms), so nothing is lost across batches and a re-sent batch changes nothing."""
+    state = PlayState()
+    play_types = PLAY_TYPES
+    for ev in events:
+        if ev["type"] in play_types:
+            absorb(state, ev)
+    return state.summaries()

@@ -26,6 +26,8 @@ import bisect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from processors import rules
+
 State = dict[str, Any]
 Outputs = list[dict[str, Any]]
 RIGHTS_TYPES = frozenset({"rights.changed", "track.taken_down"})
@@ -104,11 +106,7 @@ def rights_in_force(
 def rights_allow(view: Mapping[str, State], track_ids: str | Iterable[str], territory: str, t: int) -> bool:
     """royalties.md rule 3: the latest rights.changed for (track, territory) with occurred_at <= t exists,
     has allowed = true, valid_from <= t (or null) and t < valid_to (or null)."""
-    entry = rights_in_force(view, track_ids, territory, t)
-    if entry is None:
-        return False
-    _, _, allowed, valid_from, valid_to = entry
-    return bool(allowed) and (valid_from is None or valid_from <= t) and (valid_to is None or t < valid_to)
+    return rules.rights_allow(rights_in_force(view, track_ids, territory, t), t)
 
 
 def taken_down(view: Mapping[str, State], track_ids: str | Iterable[str], territory: str, t: int) -> bool:
@@ -117,7 +115,7 @@ def taken_down(view: Mapping[str, State], track_ids: str | Iterable[str], territ
         for at, _eid, territories, _reason in state["takedowns"]:
             if at > t:
                 break
-            if territory in territories or "*" in territories:
+            if rules.takedown_covers(territories, territory):
                 return True
     return False
 

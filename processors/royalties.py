@@ -7,8 +7,11 @@ royalty.pool_declared events (other types are ignored) into a :class:`RoyaltySta
 How it stays exact whatever the order (DESIGN.md, "Late events and exact money"):
 
 - Every merge is a join that ignores order and duplicates: plays keep ``min`` of their deciding
-  key and ``max`` of ms (processors/plays.py); catalog, rights, takedown and pool events are kept
-  in lists sorted by (occurred_at, event_id), an event_id already present is not added again.
+  key and ``max`` of ms. Plays enter the view only as summaries assembled by processors/plays.py
+  (``summaries_of``) and merged by :func:`apply_play_summary`: the live plays stage and royalty
+  agent run exactly these, and so does :func:`fold` (the replay engine). Catalog, rights,
+  takedown and pool events are kept in lists sorted by (occurred_at, event_id), an event_id
+  already present is not added again; ISRC canonicalization is the catalog's ``CatalogIndex``.
   So nothing is decided at fold time: a late track.ingested, rights.changed or takedown is just
   recorded, and whatever it changes is re-decided at statement time.
 - Plays are indexed per period by (user, UTC day) - the unit of the fraud rules - so a statement
@@ -33,14 +36,25 @@ from functools import lru_cache
 from typing import Any
 
 from core.timefmt import period_of
-from processors.plays import PLAY_TYPES, STARTED, PlayKey, PlaySummary
+from processors import plays
+from processors.catalog import CatalogIndex
+from processors.plays import PlayKey, PlaySummary
+from processors.rules import (
+    DAY_MS,
+    IMPOSSIBLE_MS,
+    LOOP_CAP,
+    MIN_STREAM_MS,
+    PLAY_TYPES,
+    PPM,
+    ROYALTY_SOURCE_TYPES,
+    ROYALTY_TYPES,
+    rights_allow,
+    takedown_covers,
+)
 from processors.statement import StatementLine
 
-DAY_MS = 86_400_000
-MIN_STREAM_MS = 30_000  # the 30-second rule (>=)
-IMPOSSIBLE_MS = 86_400_000  # more than this per (user, day) and none of its plays are streams
-LOOP_CAP = 20  # streams per (user, canonical track, day)
-PPM = 1_000_000
+#: plays are assembled per batch of this many listening events, as the live plays stage does
+FOLD_BATCH = 20_000
 
 Shares = tuple[tuple[str, int], ...]  # ((rightsholder_id, share_ppm), ...)
 _id2 = operator.itemgetter(0, 1)  # (occurred_at, event_id) of a stored catalog/rights/pool entry
@@ -68,8 +82,8 @@ class RoyaltyState:
     plays: dict[str, list[Any]] = field(default_factory=dict)
     # period -> (user_id, day) -> play ids (derived from plays; rebuilt by from_dict)
     by_period: dict[str, dict[tuple[str, int], set[str]]] = field(default_factory=dict)
-    # track_id -> (occurred_at, event_id, isrc) of its earliest track.ingested
-    track_first: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # ISRC canonicalization (a track's ISRC, an ISRC's canonical track): the catalog's own index
+    catalog: CatalogIndex = field(default_factory=CatalogIndex)
     # isrc -> [(occurred_at, event_id, track_id, shares)] sorted
     ingests: dict[str, list[tuple[int, str, str, Shares]]] = field(default_factory=dict)
     # (track_id as sent, territory) -> [(occurred_at, event_id, allowed, valid_from, valid_to)] sorted
@@ -85,7 +99,7 @@ class RoyaltyState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "plays": {pid: [list(a[0]), a[1]] for pid, a in self.plays.items()},
-            "track_first": {t: list(v) for t, v in self.track_first.items()},
+            "catalog": self.catalog.to_dict(),
             "ingests": {
                 isrc: [[o, e, t, [list(s) for s in sh]] for o, e, t, sh in lst]
                 for isrc, lst in self.ingests.items()
@@ -98,7 +112,7 @@ class RoyaltyState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoyaltyState:
         st = cls(
-            track_first={t: (v[0], v[1], v[2]) for t, v in d["track_first"].items()},
+            catalog=CatalogIndex.from_dict(d["catalog"]),
             ingests={
                 isrc: [(o, e, t, tuple((s[0], s[1]) for s in sh)) for o, e, t, sh in lst]
                 for isrc, lst in d["ingests"].items()
@@ -155,39 +169,9 @@ def _merge_play(state: RoyaltyState, pid: str, key: PlayKey, ms: int) -> None:
             _index_add(state, pid, key)
 
 
-def _on_play(state: RoyaltyState, ev: dict) -> None:
-    pid = ev["play_id"]
-    rank = 0 if ev["type"] == STARTED else 1
-    ms = ev["ms_played"] if rank else 0
-    acc = state.plays.get(pid)
-    if acc is not None:
-        if ms > acc[1]:
-            acc[1] = ms
-        best = acc[0]
-        # fast path: most events of a play neither start it nor precede its deciding event
-        if rank > best[0] or (rank == best[0] and (ev["occurred_at"], ev["event_id"]) > (best[1], best[2])):
-            return
-    key = (
-        rank,
-        ev["occurred_at"],
-        ev["event_id"],
-        ev["user_id"],
-        ev["track_id"],
-        ev["country"],
-        ev["product"],
-    )
-    if acc is None:
-        state.plays[pid] = [key, ms]
-        _index_add(state, pid, key)
-    else:
-        _merge_play(state, pid, key, ms)
-
-
 def _on_track_ingested(state: RoyaltyState, ev: dict) -> None:
     occ, eid, tid, isrc = ev["occurred_at"], ev["event_id"], ev["track_id"], ev["isrc"]
-    first = state.track_first.get(tid)
-    if first is None or (occ, eid) < (first[0], first[1]):
-        state.track_first[tid] = (occ, eid, isrc)
+    state.catalog.evolve(ev)
     shares = tuple((r["rightsholder_id"], r["share_ppm"]) for r in ev["rightsholders"])
     _insert(state.ingests.setdefault(isrc, []), (occ, eid, tid, shares))
 
@@ -214,39 +198,65 @@ def _on_pool(state: RoyaltyState, ev: dict) -> None:
         state.pools[k] = new
 
 
+# the non-play events; plays are assembled by processors/plays.py and merged by apply_play_summary
 _HANDLERS = {
-    **{t: _on_play for t in PLAY_TYPES},
     "track.ingested": _on_track_ingested,
     "rights.changed": _on_rights_changed,
     "track.taken_down": _on_taken_down,
     "royalty.pool_declared": _on_pool,
 }
-HANDLED_TYPES = frozenset(_HANDLERS)
+assert frozenset(_HANDLERS) == ROYALTY_SOURCE_TYPES
+HANDLED_TYPES = ROYALTY_TYPES
+
+
+def apply_play_summary(state: RoyaltyState, summary: PlaySummary) -> tuple[RoyaltyState, tuple[()]]:
+    """Merge a play summary (processors/plays.py) into the view: min of the deciding key, max of ms.
+    The only way plays enter the view, live (facts from the plays stage) and in :func:`fold`."""
+    _merge_play(state, summary.play_id, summary.key, summary.ms)
+    return state, ()
 
 
 def evolve(state: RoyaltyState, event: dict) -> tuple[RoyaltyState, tuple[()]]:
     """Fold one (valid) event into the state, in place. No outputs: statements are asked for."""
-    handler = _HANDLERS.get(event["type"])
+    etype = event["type"]
+    if etype in PLAY_TYPES:
+        for summary in plays.summaries_of((event,)):
+            apply_play_summary(state, summary)
+        return state, ()
+    handler = _HANDLERS.get(etype)
     if handler is not None:
         handler(state, event)
     return state, ()
 
 
 def fold(events: Iterable[dict], state: RoyaltyState | None = None) -> RoyaltyState:
-    """Fold many events (the replay path)."""
+    """Fold many events (the replay path), with the live path's functions: listening events are
+    assembled into plays per batch of :data:`FOLD_BATCH` by ``plays.summaries_of`` (what the live
+    plays stage runs on each batch) and merged by :func:`apply_play_summary` (what the live royalty
+    view runs on each play fact); the other events go to the same handlers as :func:`evolve`."""
     state = state if state is not None else RoyaltyState()
     handlers = _HANDLERS
+    play_types = PLAY_TYPES
+    batch: list[dict] = []
+    add = batch.append
     for ev in events:
-        handler = handlers.get(ev["type"])
-        if handler is not None:
-            handler(state, ev)
+        etype = ev["type"]
+        if etype in play_types:
+            add(ev)
+            if len(batch) >= FOLD_BATCH:
+                _apply_plays(state, batch)
+                batch.clear()
+        else:
+            handler = handlers.get(etype)
+            if handler is not None:
+                handler(state, ev)
+    _apply_plays(state, batch)
     return state
 
 
-def apply_play_summary(state: RoyaltyState, summary: PlaySummary) -> tuple[RoyaltyState, tuple[()]]:
-    """Merge a play summary assembled upstream (live pipeline); same join as folding its events."""
-    _merge_play(state, summary.play_id, summary.key, summary.ms)
-    return state, ()
+def _apply_plays(state: RoyaltyState, events: list[dict]) -> None:
+    for summary in plays.summaries_of(events):
+        apply_play_summary(state, summary)
 
 
 # -- deciding streams ---------------------------------------------------------------------------
@@ -256,7 +266,7 @@ class _Resolver:
     def __init__(self, state: RoyaltyState):
         self.s = state
         self._canon: dict[str, str | None] = {}
-        self._aliases: dict[str, list[str]] | None = None
+        self._aliases: dict[str, list[str]] = {}
         self._shares: dict[str, tuple[list[int], list] | None] = {}
         self._rights: dict[tuple[str, str], tuple[list[int], list]] = {}
         self._takedown: dict[tuple[str, str], int | None] = {}
@@ -265,26 +275,22 @@ class _Resolver:
         try:
             return self._canon[track_id]
         except KeyError:
-            first = self.s.track_first.get(track_id)
-            c = None if first is None else self.s.ingests[first[2]][0][2]
-            self._canon[track_id] = c
+            c = self._canon[track_id] = self.s.catalog.canonical_id(track_id)
             return c
 
     def aliases(self, canon: str) -> list[str]:
         """Every known track_id whose canonical id is ``canon`` (canon included)."""
-        if self._aliases is None:
-            self._aliases = {}
-            for t in self.s.track_first:
-                c = self.canon(t)
-                if c is not None:
-                    self._aliases.setdefault(c, []).append(t)
-        return self._aliases.get(canon, [])
+        try:
+            return self._aliases[canon]
+        except KeyError:
+            members = self._aliases[canon] = self.s.catalog.members(canon)
+            return members
 
     def shares(self, canon: str, t: int) -> Shares | None:
         """Shares of the latest track.ingested with canon's ISRC and occurred_at <= t."""
         cached = self._shares.get(canon, False)
         if cached is False:
-            entries = self.s.ingests[self.s.track_first[canon][2]]
+            entries = self.s.ingests[self.s.catalog.isrc_of(canon)]
             cached = self._shares[canon] = ([e[0] for e in entries], entries)
         occs, entries = cached
         i = bisect_right(occs, t) - 1
@@ -301,10 +307,7 @@ class _Resolver:
             cached = self._rights[k] = ([e[0] for e in merged], merged)
         occs, entries = cached
         i = bisect_right(occs, t) - 1
-        if i < 0:
-            return False
-        _, _, allowed, valid_from, valid_to = entries[i]
-        return allowed and (valid_from is None or valid_from <= t) and (valid_to is None or t < valid_to)
+        return rights_allow(entries[i] if i >= 0 else None, t)
 
     def taken_down(self, canon: str, country: str, t: int) -> bool:
         k = (canon, country)
@@ -312,7 +315,7 @@ class _Resolver:
             first = None
             for a in self.aliases(canon):
                 for occ, _, territories in self.s.takedowns.get(a, ()):
-                    if (country in territories or "*" in territories) and (first is None or occ < first):
+                    if takedown_covers(territories, country) and (first is None or occ < first):
                         first = occ
             self._takedown[k] = first
         first = self._takedown[k]

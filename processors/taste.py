@@ -46,12 +46,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.rules import DAY_MS, MIN_STREAM_MS, PLAY_COMPLETED, PLAY_MS_TYPES, PLAY_SKIPPED
+
 State = dict[str, Any]
 Outputs = list[dict[str, Any]]
 KINDS = frozenset({"stream", "complete", "skip"})
 POSITIVE_KINDS = frozenset({"stream", "complete"})
-DAY_MS = 86_400_000
-STREAM_MS = 30_000  # royalties.md rule 1: a play of 30 s or more is a stream
 
 
 def _default_weights() -> dict[str, float]:
@@ -102,7 +102,7 @@ def signals_from_play_event(
     ``complete`` on ``play.completed``, ``skip`` on ``play.skipped`` before 30 s. ``at`` is the event's
     occurred_at. Other events yield nothing."""
     etype = event.get("type")
-    if etype not in ("play.progress", "play.skipped", "play.completed"):
+    if etype not in PLAY_MS_TYPES:
         return []
     base = {
         "user_id": event["user_id"],
@@ -113,11 +113,11 @@ def signals_from_play_event(
         "country": event.get("country"),
     }
     kinds = []
-    if event["ms_played"] >= STREAM_MS:
+    if event["ms_played"] >= MIN_STREAM_MS:  # royalties.md rule 1
         kinds.append("stream")
-    if etype == "play.completed":
+    if etype == PLAY_COMPLETED:
         kinds.append("complete")
-    if etype == "play.skipped" and event["ms_played"] < STREAM_MS:
+    if etype == PLAY_SKIPPED and event["ms_played"] < MIN_STREAM_MS:
         kinds.append("skip")
     return [{"event_id": f"{event['play_id']}:{k}", "kind": k, **base} for k in kinds]
 

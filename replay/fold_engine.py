@@ -1,14 +1,19 @@
-"""The replay ``fold`` engine: the very same fold the live royalty view runs, fed from any source."""
+"""The replay ``fold`` engine: the very same functions the live royalty view runs, fed from any source.
+
+``royalties.fold`` assembles plays per batch with ``plays.summaries_of`` (the live plays stage's step)
+and merges them with ``royalties.apply_play_summary`` (the live royalty agent's step); the sources
+(replay/sources.py) decode and validate with schemas/validate.py, as the live path does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors.royalties import HANDLED_TYPES, RoyaltyState, fold, statement
+from processors.royalties import RoyaltyState, fold, statement
+from processors.rules import ROYALTY_TYPES
 from processors.statement import StatementLine
 
-#: the event types the royalty statement depends on (sources may pass over the rest)
-ROYALTY_TYPES = HANDLED_TYPES
+__all__ = ["ROYALTY_TYPES", "compute"]
 
 
 def compute(events: Iterable[dict], period: str) -> list[StatementLine]:

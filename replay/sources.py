@@ -4,6 +4,11 @@ Every source yields in-memory events (plain dicts, timestamps as int epoch ms) a
 piece of input it could not use in a :class:`SourceReport` (where + reason), so bad input is
 listed, never silently skipped. Events whose type the caller does not want are passed over
 without validation (they take no part) and only counted.
+
+Validation is the live path's own step (schemas/validate.py): Kafka records go through
+``decode_record`` (as the agents, the plays stage and the sinks decode them), JSON Lines through
+``parse_json_line`` + ``decode_json``, archive rows through ``check_event``; so a record the live
+path dead-letters is listed here with the same reason.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from tqdm import tqdm
 
 from core.errors import PlaylogError
 from core.settings import Settings
 from schemas.codec import Codec, EventError, default_codec
+from schemas.validate import check_event, decode_json, decode_record, parse_json_line
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,6 @@ def iter_jsonl(
         fh = open(path, "rb")  # noqa: SIM115 - closed below, generator
     except OSError as exc:
         raise PlaylogError(f"cannot read {path}: {exc.strerror or exc}") from None
-    loads, from_json = orjson.loads, codec.from_json
     bar = _progress(size, "B", f"reading {path.name}", progress)
     pending = 0
     try:
@@ -94,16 +98,12 @@ def iter_jsonl(
             if not line.strip():
                 continue
             try:
-                obj = loads(line)
-            except orjson.JSONDecodeError as exc:
-                report.add_bad(f"line {lineno}", f"not valid JSON: {exc}")
-                continue
-            etype = obj.get("type") if isinstance(obj, dict) else None
-            if types is not None and etype in known and etype not in types:
-                report.ignored += 1
-                continue
-            try:
-                event = from_json(obj)
+                obj = parse_json_line(line)
+                etype = obj.get("type") if isinstance(obj, dict) else None
+                if types is not None and etype in known and etype not in types:
+                    report.ignored += 1
+                    continue
+                event = decode_json(codec, obj)
             except EventError as exc:
                 report.add_bad(f"line {lineno}", exc.reason)
                 continue
@@ -149,8 +149,9 @@ def iter_archive(
 ) -> Iterator[dict]:
     """Events of a Parquet archive directory, rows turned back into in-memory events.
 
-    Timestamp columns (any unit) become int epoch milliseconds. A row of an unknown type, or with
-    a required field missing/null, is recorded as bad input (``<file> row <n>``).
+    Timestamp columns (any unit) become int epoch milliseconds. A row of an unknown type, with a
+    required field missing/null, or breaking an invariant, is recorded as bad input
+    (``<file> row <n>``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -232,6 +233,11 @@ def _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc) -> Iterat
                 break
             event[fname] = value
         else:
+            try:
+                check_event(event)
+            except EventError as exc:
+                report.add_bad(f"{rel} row {rowno}", exc.reason)
+                continue
             report.events += 1
             yield event
 
@@ -264,17 +270,15 @@ def iter_kafka(
         for rec in iter_records(settings, topics, until_end=True):
             bar.update(1)
             where = f"{rec.topic}[{rec.partition}]@{rec.offset}"
-            if rec.value is None:
-                report.add_bad(where, "record has no value")
-                continue
+            if rec.value is not None:
+                try:
+                    if codec.event_type_of(rec.value) not in types:
+                        report.ignored += 1
+                        continue
+                except Exception:  # noqa: BLE001 - any failure here is a bad header, decode_record says why
+                    pass
             try:
-                if codec.event_type_of(rec.value) not in types:
-                    report.ignored += 1
-                    continue
-            except Exception:  # noqa: BLE001 - any failure here is a bad header, decode() says why
-                pass
-            try:
-                event = codec.decode(rec.value)
+                event = decode_record(codec, rec.value)
             except EventError as exc:
                 report.add_bad(where, exc.reason)
                 continue

@@ -30,26 +30,44 @@ from __future__ import annotations
 import logging
 import re
 from calendar import monthrange
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
+from processors import rules
+from processors.rules import DAY_MS, IMPOSSIBLE_MS, LOOP_CAP, MIN_STREAM_MS, PPM
 from processors.statement import StatementLine
 from schemas.codec import Codec, EventError, default_codec
+from schemas.invariants import PRODUCTS
+from schemas.validate import decode_json, parse_json_line
 
 log = logging.getLogger(__name__)
 
-PLAY_TYPES = ("play.started", "play.progress", "play.skipped", "play.completed")
-ROYALTY_TYPES = (*PLAY_TYPES, "track.ingested", "rights.changed", "track.taken_down", "royalty.pool_declared")
-DAY_MS = 86_400_000
-MIN_STREAM_MS = 30_000
-DAILY_MS_LIMIT = 86_400_000
-LOOP_CAP = 20
+# The rules' constants and event-type families come from processors/rules.py, formatted into the SQL.
+PLAY_TYPES = tuple(sorted(rules.PLAY_TYPES))
+ROYALTY_TYPES = tuple(sorted(rules.ROYALTY_TYPES))
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _sql_in(values: Iterable[str]) -> str:
+    """``('a', 'b')``: a SQL list of string literals (sorted, so the SQL text is stable)."""
+    return "(" + ", ".join(_sql_str(v) for v in sorted(values)) + ")"
+
+
+_STARTED = _sql_str(rules.PLAY_STARTED)
+_SKIPPED = _sql_str(rules.PLAY_SKIPPED)
+_MS_TYPES = _sql_in(rules.PLAY_MS_TYPES)
+_PLAY_TYPES = _sql_in(rules.PLAY_TYPES)
+_PRODUCTS = _sql_in(PRODUCTS)
+_EVERYWHERE = _sql_str(rules.EVERYWHERE)
 
 # The columns the engine reads, with their DuckDB types (timestamps as BIGINT epoch ms).
 RS_TYPE = "STRUCT(rightsholder_id VARCHAR, share_ppm INTEGER)[]"
@@ -119,17 +137,17 @@ WITH
 started AS (  -- per play: its earliest play.started (occurred_at, event_id) and that event's attributes
   SELECT play_id, min({{'t': occurred_at, 'e': event_id, 'u': user_id, 'tr': track_id, 'c': country, 'p': product,
                        'cx': context_uri}}) AS d
-  FROM ev WHERE type = 'play.started' GROUP BY play_id
+  FROM ev WHERE type = {_STARTED} GROUP BY play_id
 ),
 later AS (  -- per play: the largest ms_played of its progress/skipped/completed events
-  SELECT play_id, max(ms_played) AS ms, bool_or(type = 'play.skipped') AS skipped
-  FROM ev WHERE type IN ('play.progress', 'play.skipped', 'play.completed') GROUP BY play_id
+  SELECT play_id, max(ms_played) AS ms, bool_or(type = {_SKIPPED}) AS skipped
+  FROM ev WHERE type IN {_MS_TYPES} GROUP BY play_id
 ),
 headless AS (  -- plays without any play.started: decided by their earliest event
   SELECT e.play_id, min({{'t': e.occurred_at, 'e': e.event_id, 'u': e.user_id, 'tr': e.track_id, 'c': e.country,
                          'p': e.product, 'cx': e.context_uri}}) AS d
   FROM ev e SEMI JOIN (SELECT play_id FROM later ANTI JOIN started USING (play_id)) h ON h.play_id = e.play_id
-  WHERE e.type IN ('play.progress', 'play.skipped', 'play.completed')
+  WHERE e.type IN {_MS_TYPES}
   GROUP BY e.play_id
 ),
 plays AS (
@@ -181,7 +199,7 @@ pools AS (
   GROUP BY ALL
 ),
 impossible AS (  -- (user, day) whose plays sum over the daily limit: none of them count
-  SELECT user_id, day FROM pp GROUP BY ALL HAVING sum(ms) > {DAILY_MS_LIMIT}
+  SELECT user_id, day FROM pp GROUP BY ALL HAVING sum(ms) > {IMPOSSIBLE_MS}
 ),
 cand AS (
   SELECT pp.play_id, pp.pt, pp.user_id, pp.country, pp.product, pp.day, m.canon, m.canon_isrc
@@ -203,7 +221,7 @@ eligible AS (
   SELECT j.play_id, j.pt, j.user_id, j.country, j.product, j.day, j.canon, j.rightsholders
   FROM with_shares j
   LEFT JOIN takedowns tc ON tc.canon = j.canon AND tc.terr = j.country
-  LEFT JOIN takedowns ta ON ta.canon = j.canon AND ta.terr = '*'
+  LEFT JOIN takedowns ta ON ta.canon = j.canon AND ta.terr = {_EVERYWHERE}
   WHERE (tc.first_t IS NULL OR tc.first_t > j.pt) AND (ta.first_t IS NULL OR ta.first_t > j.pt)
 ),
 loops AS (  -- (user, canon, day) with more eligible plays than the loop cap
@@ -227,8 +245,8 @@ raw_lines AS (
 ),
 exact AS (
   SELECT l.*, coalesce(p.pool, 0)::HUGEINT AS pool, t.s,
-         (coalesce(p.pool, 0)::HUGEINT * l.share_sum) // (t.s::HUGEINT * 1000000) AS fl,
-         (coalesce(p.pool, 0)::HUGEINT * l.share_sum) % (t.s::HUGEINT * 1000000) AS rem
+         (coalesce(p.pool, 0)::HUGEINT * l.share_sum) // (t.s::HUGEINT * {PPM}) AS fl,
+         (coalesce(p.pool, 0)::HUGEINT * l.share_sum) % (t.s::HUGEINT * {PPM}) AS rem
   FROM raw_lines l JOIN totals t USING (country, product)
   LEFT JOIN pools p USING (country, product)
 ),
@@ -270,10 +288,6 @@ def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def parquet_view_sql(path: Path) -> str:
     """SELECT of COLUMNS over an archive directory or one Parquet file."""
     glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
@@ -305,12 +319,7 @@ def codec_table(path: Path, codec: Codec | None = None) -> tuple[pa.Table, int, 
                 continue
             n += 1
             try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                rejected.append((lineno, f"not JSON: {exc}"))
-                continue
-            try:
-                ev = codec.from_json(obj)
+                ev = decode_json(codec, parse_json_line(raw))
             except EventError as exc:
                 rejected.append((lineno, exc.reason))
                 continue
@@ -337,29 +346,29 @@ def _ts_sql(col: str) -> str:
 
 
 # SQL validity for the royalty-relevant types (mirrors schemas/invariants.py for them).
-_VALID_SQL = """
+_VALID_SQL = f"""
   event_id IS NOT NULL AND event_id <> '' AND occurred_at IS NOT NULL
   AND CASE
-    WHEN type IN ('play.started', 'play.progress', 'play.skipped', 'play.completed') THEN
+    WHEN type IN {_PLAY_TYPES} THEN
       play_id IS NOT NULL AND user_id IS NOT NULL AND track_id IS NOT NULL
-      AND coalesce(regexp_full_match(country, '[A-Z]{2}'), false) AND product IN ('free', 'premium')
-      AND CASE WHEN type = 'play.started' THEN device_id IS NOT NULL AND offline IS NOT NULL
+      AND coalesce(regexp_full_match(country, '[A-Z]{{2}}'), false) AND product IN {_PRODUCTS}
+      AND CASE WHEN type = {_STARTED} THEN device_id IS NOT NULL AND offline IS NOT NULL
                ELSE ms_played IS NOT NULL AND ms_played >= 0 END
     WHEN type = 'track.ingested' THEN
       track_id IS NOT NULL AND isrc IS NOT NULL AND rightsholders IS NOT NULL AND len(rightsholders) > 0
-      AND list_sum(list_transform(rightsholders, lambda x: x.share_ppm::BIGINT)) = 1000000
+      AND list_sum(list_transform(rightsholders, lambda x: x.share_ppm::BIGINT)) = {PPM}
       AND list_bool_and(list_transform(rightsholders, lambda x: x.share_ppm IS NOT NULL AND x.share_ppm >= 0
                                                         AND x.rightsholder_id IS NOT NULL))
       AND len(list_distinct(list_transform(rightsholders, lambda x: x.rightsholder_id))) = len(rightsholders)
     WHEN type = 'rights.changed' THEN
-      track_id IS NOT NULL AND allowed IS NOT NULL AND coalesce(regexp_full_match(territory, '[A-Z]{2}'), false)
+      track_id IS NOT NULL AND allowed IS NOT NULL AND coalesce(regexp_full_match(territory, '[A-Z]{{2}}'), false)
       AND (valid_from IS NULL OR valid_to IS NULL OR valid_to >= valid_from)
     WHEN type = 'track.taken_down' THEN
       track_id IS NOT NULL AND territories IS NOT NULL AND len(territories) > 0 AND reason IS NOT NULL
-      AND list_bool_and(list_transform(territories, lambda x: x = '*' OR coalesce(regexp_full_match(x, '[A-Z]{2}'), false)))
+      AND list_bool_and(list_transform(territories, lambda x: x = {_EVERYWHERE} OR coalesce(regexp_full_match(x, '[A-Z]{{2}}'), false)))
     WHEN type = 'royalty.pool_declared' THEN
-      coalesce(regexp_full_match(period, '\\d{4}-(0[1-9]|1[0-2])'), false)
-      AND coalesce(regexp_full_match(country, '[A-Z]{2}'), false) AND product IN ('free', 'premium')
+      coalesce(regexp_full_match(period, '\\d{{4}}-(0[1-9]|1[0-2])'), false)
+      AND coalesce(regexp_full_match(country, '[A-Z]{{2}}'), false) AND product IN {_PRODUCTS}
       AND amount_micros IS NOT NULL AND amount_micros >= 0 AND currency IS NOT NULL
     ELSE false END
 """

@@ -22,7 +22,7 @@ from typing import Any
 import fastavro
 
 from core.timefmt import format_ts, parse_ts
-from schemas.invariants import broken_invariant
+from schemas.invariants import invalid_reason
 from schemas.registry import Registry, SchemaVersion
 
 MAGIC = 0
@@ -106,9 +106,9 @@ class Codec:
                     continue
                 raise EventError(f"{event_type}: missing field {name!r}")
             event[name] = _check(field["type"], obj[name], name)
-        reason = broken_invariant(event)
+        reason = invalid_reason(event)
         if reason:
-            raise EventError(f"{event_type}: {reason}")
+            raise EventError(reason)
         return event
 
     def to_json(self, event: dict) -> dict:

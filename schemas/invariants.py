@@ -13,6 +13,7 @@ CODECS = frozenset({"aac", "opus", "vorbis", "mp3"})
 DEVICE_TYPES = frozenset({"phone", "computer", "speaker", "tv", "car", "web"})
 DIRECTIONS = frozenset({"next", "previous"})
 SHARES_TOTAL = 1_000_000
+EVERYWHERE = "*"  # the territory of a takedown that applies in every country
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -69,8 +70,8 @@ def _territories(ev: dict) -> str | None:
     if not ev["territories"]:
         return "territories is empty"
     for t in ev["territories"]:
-        if t != "*" and not _COUNTRY.match(t):
-            return f"territory {t!r} is not an ISO 3166-1 alpha-2 code or '*'"
+        if t != EVERYWHERE and not _COUNTRY.match(t):
+            return f"territory {t!r} is not an ISO 3166-1 alpha-2 code or {EVERYWHERE!r}"
     return None
 
 
@@ -119,6 +120,13 @@ CHECKS: dict[str, list[Callable[[dict], str | None]]] = {
         _non_negative("amount_micros"),
     ],
 }
+
+
+def invalid_reason(event: dict) -> str | None:
+    """The reason an event is refused for an invariant, as bad input lists it (``"<type>: <why>"``),
+    or None. The one wording for every reader (schemas/validate.py, ``Codec.from_json``)."""
+    reason = broken_invariant(event)
+    return f"{event['type']}: {reason}" if reason else None
 
 
 def broken_invariant(event: dict) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from processors.rules import PLAY_TYPES
 from replay.sql_engine import COLUMNS, PLAY_COLUMNS, TS_COLUMNS, period_bounds, statement_sql
 from sinks.archive_schema import archive_schema, records_to_table
 from sinks.base import Record
@@ -41,7 +42,6 @@ CREATE TABLE IF NOT EXISTS statements (
 );
 """
 
-PLAY_TYPES = ("play.started", "play.progress", "play.skipped", "play.completed")
 CATALOG_TYPES = ("track.ingested", "rights.changed", "track.taken_down")
 
 

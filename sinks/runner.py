@@ -24,7 +24,7 @@ from typing import Protocol
 
 from core.settings import Settings, load
 from schemas.codec import Codec, EventError, default_codec
-from schemas.invariants import broken_invariant
+from schemas.validate import decode_record
 from sinks.base import Record, Sink
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,7 @@ def decode_batch(
     bad: list[tuple[RawRecord, str]] = []
     for r in batch:
         try:
-            if r.value is None:
-                raise EventError("record has no value")
-            ev = codec.decode(r.value)
-            reason = broken_invariant(ev)
-            if reason:
-                raise EventError(f"{ev['type']}: {reason}")
+            ev = decode_record(codec, r.value)
         except EventError as exc:
             bad.append((r, exc.reason))
             continue

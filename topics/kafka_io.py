@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from core.errors import PlaylogError
 from core.settings import Settings
 from schemas.codec import Codec, default_codec
+from topics.deadletter import DEADLETTER_TOPIC, deadletter_headers, deadletter_record
 from topics.topic_catalog import key_of, topic_of
 
 log = logging.getLogger(__name__)
@@ -127,17 +128,15 @@ def dead_letter(
     producer: EventProducer, source: Record | None, reason: str, value: bytes | None = None,
     source_topic: str | None = None,
 ) -> None:
-    """Send bad input to the dead-letter topic with its original bytes, source position and reason."""
-    headers = [("reason", reason.encode())]
+    """Send bad input to the dead-letter topic with its original bytes, source position and reason
+    (the record of :func:`topics.deadletter.deadletter_record`)."""
     if source is not None:
-        headers += [
-            ("source.topic", source.topic.encode()),
-            ("source.partition", str(source.partition).encode()),
-            ("source.offset", str(source.offset).encode()),
-        ]
-        value = source.value if value is None else value
+        key, original, headers = deadletter_record(source, reason)
+        value = original if value is None else value
         source_topic = source.topic
-    producer.produce_raw(producer.prefix + "deadletter", value, key=source_topic or "unknown", headers=headers)
+    else:
+        key, headers = (source_topic or "unknown").encode(), deadletter_headers(reason)
+    producer.produce_raw(producer.prefix + DEADLETTER_TOPIC, value, key=key, headers=headers)
     log.warning("dead-lettered record from %s: %s", source_topic, reason)
 
 

@@ -35,6 +35,7 @@ from core.settings import Settings, load
 from processors import batches, views
 from processors.batches import RawRecord
 from schemas.codec import default_codec
+from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.topic_catalog import topic_spec
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def create_app(
 
     listening_t = topic("listening")
     inputs_t = topic("royalty.inputs")
-    deadletter_t = topic("deadletter")
+    deadletter_t = topic(DEADLETTER_TOPIC)
 
     royalty_facts = app.Table("royalty_facts", key_type=bytes, value_type=bytes, partitions=1)
     view = batches.RoyaltyView()
@@ -138,12 +139,9 @@ def create_app(
 
     async def send_dead(dead: list[batches.Dead]) -> None:
         for d in dead:
-            await deadletter_t.send(force=True,
-                key=d.record.topic.encode(), value=d.record.value or b"",
-                headers=[("reason", d.reason.encode()), ("source.topic", d.record.topic.encode()),
-                         ("source.partition", str(d.record.partition).encode()),
-                         ("source.offset", str(d.record.offset).encode())],
-            )
+            key, value, headers = deadletter_record(d.record, d.reason)
+            # Faust's raw serializer takes bytes: a record that had no value goes as b""
+            await deadletter_t.send(force=True, key=key, value=value or b"", headers=headers)
             log.warning("dead-lettered %s[%s]@%s: %s", d.record.topic, d.record.partition, d.record.offset, d.reason)
 
     async def listening(stream: faust.StreamT) -> None:

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError
 from core.settings import Settings
 from processors import batches
 from schemas.codec import default_codec
+from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.kafka_io import EventProducer, consumer_config
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,8 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
                 recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
             good, dead = batches.decode_batch(codec, recs)
             for d in dead:
-                producer.produce_raw(prefix + "deadletter", d.record.value, key=d.record.topic, headers=[
-                    ("reason", d.reason.encode()), ("source.topic", d.record.topic.encode()),
-                    ("source.partition", str(d.record.partition).encode()),
-                    ("source.offset", str(d.record.offset).encode())])
+                key, value, headers = deadletter_record(d.record, d.reason)
+                producer.produce_raw(prefix + DEADLETTER_TOPIC, value, key=key, headers=headers)
             facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
             for i, packed in enumerate(batches.pack_facts(facts)):
                 first = recs[0]

@@ -11,10 +11,10 @@ from aiohttp import web
 
 from playback.parsing import ApiError, json_body, json_response, user_id
 from playback.service import api_of
+from processors.rules import PLAY_TYPES
 from schemas.codec import EventError
 
 MAX_EVENTS = 1000
-PLAY_TYPES = frozenset({"play.started", "play.progress", "play.skipped", "play.completed"})
 
 routes = web.RouteTableDef()
 

@@ -1,4 +1,10 @@
-"""The live pipeline's batch steps without a broker: the same path the Faust agents take."""
+"""The live pipeline's batch steps without a broker: the same path the Faust agents take.
+
+Records go through what worker/app.py and worker/plays_stage.py run: ``decode_batch`` on wire-format
+records, ``play_summaries`` / ``fact_of_event``, ``pack_facts`` into ``royalty.inputs`` records,
+``unpack_facts`` + ``RoyaltyView.apply_batch`` in the royalty agent (whose stored facts rebuild the
+view after a restart).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ from hypothesis import strategies as st
 
 from processors import batches, views
 from processors.batches import RawRecord
+from processors.rules import PLAY_TYPES
 from schemas.codec import default_codec
+from topics.topic_catalog import topic_of
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 codec = default_codec()
@@ -19,25 +27,57 @@ EVENTS = [codec.from_json(json.loads(x)) for x in (FIXTURES / "royalties-sample.
 EXPECTED = {p: (FIXTURES / f"royalties-sample-{p}.csv").read_text() for p in ("2026-04", "2026-05")}
 
 
-def _live(events: list[dict], cuts: list[int]) -> batches.RoyaltyView:
-    """Feed events in batches as the agents do: listening -> summaries -> facts -> table merge -> view."""
+def _raw_records(events: list[dict], first_offset: int = 0) -> dict[str, list[RawRecord]]:
+    """The events as the wire-format records of their topics (what the agents consume), per topic."""
+    out: dict[str, list[RawRecord]] = {}
+    for i, e in enumerate(events, start=first_offset):
+        topic = topic_of(e["type"])
+        out.setdefault(topic, []).append(RawRecord(topic, 0, i, codec.encode(e)))
+    return out
+
+
+def _producer_steps(records: dict[str, list[RawRecord]]) -> list[bytes]:
+    """The steps of the agents feeding ``royalty.inputs``, as worker/app.py and worker/plays_stage.py
+    run them: decode_batch, then play_summaries -> fact_of_summary (listening) or fact_of_event (catalog,
+    rights, finance), packed with pack_facts. Returns the packed ``royalty.inputs`` records."""
+    packed: list[bytes] = []
+    for topic, recs in records.items():
+        good, dead = batches.decode_batch(codec, recs)
+        assert dead == []
+        if topic == "listening":
+            facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
+        else:
+            facts = [batches.fact_of_event(codec, ev) for _, ev in good if ev["type"] in batches.ROYALTY_EVENT_TYPES]
+        records_out = batches.pack_facts(facts, per_record=97)
+        assert len(records_out) == -(-len(facts) // 97)
+        packed += records_out
+    return packed
+
+
+def _royalty_step(view: batches.RoyaltyView, table: dict[bytes, bytes], packed: list[bytes]) -> None:
+    """The ``royalty`` agent's step: unpack_facts -> RoyaltyView.apply_batch -> one table write per key."""
+    items = [(k, raw, ("royalty.inputs", n)) for n, rec in enumerate(packed) for k, raw in batches.unpack_facts(rec)]
+    store, bad = view.apply_batch(items)
+    assert bad == []
+    for key, (raw, _source) in store.items():
+        table[key] = raw
+
+
+def _live(events: list[dict], cuts: list[int], table: dict[bytes, bytes] | None = None) -> batches.RoyaltyView:
+    """Feed events in batches through the agents' steps; ``table`` is the royalty_facts table."""
     view = batches.RoyaltyView()
-    table: dict[str, bytes] = {}
+    table = {} if table is None else table
     bounds = [0, *sorted(cuts), len(events)]
     for lo, hi in zip(bounds, bounds[1:], strict=False):
-        batch = events[lo:hi]
-        facts = [batches.fact_of_summary(s) for s in batches.play_summaries(batch)]
-        facts += [batches.fact_of_event(codec, e) for e in batch if e["type"] in batches.ROYALTY_EVENT_TYPES]
-        records = batches.pack_facts(facts, per_record=97)  # what goes over royalty.inputs
-        assert len(records) == -(-len(facts) // 97)
-        for key, raw in (kv for rec in records for kv in batches.unpack_facts(rec)):
-            key = key.decode()
-            fact = batches.parse_fact(raw)
-            if fact["kind"] == "play":
-                raw = batches.merge_summary_bytes(table.get(key), raw)
-                fact = batches.parse_fact(raw)
-            view.apply(fact)
-            table[key] = raw
+        _royalty_step(view, table, _producer_steps(_raw_records(events[lo:hi], lo)))
+    return view
+
+
+def _rebuilt(table: dict[bytes, bytes]) -> batches.RoyaltyView:
+    """The view a restarted worker rebuilds from the recovered table (worker/app.py rebuild_after_recovery)."""
+    view = batches.RoyaltyView()
+    for raw in table.values():
+        view.apply(batches.parse_fact(raw))
     return view
 
 
@@ -48,17 +88,15 @@ def test_live_path_reproduces_the_fixture_statements() -> None:
 
 
 def test_view_rebuilt_from_the_table_equals_the_live_one() -> None:
-    view = batches.RoyaltyView()
-    table: dict[str, bytes] = {}
-    for key, raw in [batches.fact_of_summary(s) for s in batches.play_summaries(EVENTS)] + [
-        batches.fact_of_event(codec, e) for e in EVENTS if e["type"] in batches.ROYALTY_EVENT_TYPES
-    ]:
-        table[key] = batches.merge_summary_bytes(table.get(key), raw) if key.startswith("p:") else raw
-        view.apply(batches.parse_fact(table[key]))
-    rebuilt = batches.RoyaltyView()
-    for raw in table.values():
-        rebuilt.apply(batches.parse_fact(raw))
-    assert rebuilt.statement_csv("2026-05") == view.statement_csv("2026-05") == EXPECTED["2026-05"]
+    table: dict[bytes, bytes] = {}
+    view = _live(EVENTS, [700, 3000], table)
+    # one stored fact per play (the merged summary) and per catalog/rights/pool event
+    n_plays = len({e["play_id"] for e in EVENTS if e["type"] in PLAY_TYPES})
+    n_events = len({e["event_id"] for e in EVENTS if e["type"] in batches.ROYALTY_EVENT_TYPES})
+    assert len(table) == n_plays + n_events
+    rebuilt = _rebuilt(table)
+    for period, text in EXPECTED.items():
+        assert rebuilt.statement_csv(period) == view.statement_csv(period) == text
 
 
 @settings(max_examples=25, deadline=None)
@@ -68,9 +106,21 @@ def test_any_batching_order_and_redelivery_gives_the_same_statement(seed: int, c
     rng = random.Random(seed)
     events = EVENTS + rng.sample(EVENTS, dup)  # at-least-once: redelivered events
     rng.shuffle(events)
-    view = _live(events, cuts)
-    assert view.statement_csv("2026-05") == EXPECTED["2026-05"]
-    assert view.statement_csv("2026-04") == EXPECTED["2026-04"]
+    table: dict[bytes, bytes] = {}
+    view = _live(events, cuts, table)
+    rebuilt = _rebuilt(table)
+    for period in ("2026-04", "2026-05"):
+        assert view.statement_csv(period) == rebuilt.statement_csv(period) == EXPECTED[period]
+
+
+def test_live_path_equals_the_replay_fold() -> None:
+    from processors import royalties
+
+    view = _live(EVENTS, [1234])
+    replayed = royalties.fold(EVENTS)
+    assert view.state.plays == replayed.plays
+    for period in EXPECTED:
+        assert view.statement(period) == royalties.statement(replayed, period)
 
 
 def test_decode_batch_sorts_good_from_dead() -> None:

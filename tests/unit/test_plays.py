@@ -7,7 +7,15 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.plays import PlayState, PlaySummary, apply_summary, evolve, merge_summaries
+from processors.plays import (
+    PlayState,
+    PlaySummary,
+    absorb,
+    apply_summary,
+    evolve,
+    merge_summaries,
+    summaries_of,
+)
 from tests.unit.test_royalties import Events, T
 
 
@@ -124,3 +132,25 @@ def test_summaries_do_not_depend_on_order_or_duplicates(events: list[dict], data
     shuffled = data.draw(st.permutations(events))
     dups = data.draw(st.lists(st.sampled_from(events), max_size=5))
     assert fold_plays(shuffled + dups)[0].summaries() == fold_plays(events)[0].summaries()
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=play_events(), data=st.data())
+def test_batch_summaries_are_the_fold_of_evolve(events: list[dict], data: st.DataObject) -> None:
+    """``summaries_of`` (the step the live plays stage and the replay fold both run) gives what folding
+    ``evolve`` gives, and ``absorb`` reports a change exactly when ``evolve`` outputs one."""
+    assert summaries_of(events) == fold_plays(events)[0].summaries()
+    a, b = PlayState(), PlayState()
+    for e in events:
+        changed = absorb(a, e)
+        _, out = evolve(b, e)
+        assert (changed is not None) == bool(out)
+        if out:
+            assert out == [a.summary(e["play_id"])]
+    # split into batches, merged downstream: the same plays
+    cut = data.draw(st.integers(0, len(events)))
+    merged = PlayState()
+    for part in (events[:cut], events[cut:]):
+        for s in summaries_of(part):
+            apply_summary(merged, s)
+    assert merged.summaries() == summaries_of(events)

@@ -25,9 +25,7 @@ from processors.royalties import (
 from processors.statement import StatementLine, to_csv
 from schemas.codec import EventError, default_codec
 
-FIXTURES = Path("/work/shared/fixtures")
-if not FIXTURES.exists():  # the repo's copy, when the shared folder is not mounted
-    FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"  # ../shared/fixtures from the repo
 
 DAY = 86_400_000
 T = parse_ts("2026-05-10T12:00:00Z")  # a play time in period 2026-05
@@ -567,3 +565,31 @@ def test_other_event_types_are_ignored(ev: Events) -> None:
                     "country": "SE", "product": "free", "display_name": "x"})  # fmt: skip
     state, out = evolve(state, user)
     assert out == () and state.to_dict() == before
+
+
+def test_fold_assembles_plays_with_the_live_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay fold runs the live path's steps (plays.summaries_of per batch, apply_play_summary):
+    any batch size, or one event at a time through evolve, gives the same state and statement."""
+    import processors.royalties as royalties_mod
+
+    events = load_fixture()
+    whole = fold(events)
+    seen: list[int] = []
+    real = plays_fold.summaries_of
+
+    def spy(batch: list[dict]) -> list:
+        seen.append(len(batch))
+        return real(batch)
+
+    monkeypatch.setattr(royalties_mod, "FOLD_BATCH", 97)
+    monkeypatch.setattr(plays_fold, "summaries_of", spy)
+    small = fold(events)
+    n_play_events = sum(1 for e in events if e["type"].startswith("play."))
+    assert sum(seen) == n_play_events and max(seen) == 97
+    one_by_one = RoyaltyState()
+    for e in events:
+        evolve(one_by_one, e)
+    for state in (small, one_by_one):
+        assert state.plays == whole.plays and state.by_period == whole.by_period
+        assert to_csv(statement(state, "2026-05")) == to_csv(statement(whole, "2026-05"))
+    assert "_on_play" not in vars(royalties_mod)

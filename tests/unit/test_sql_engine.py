@@ -96,3 +96,20 @@ def test_invalid_events_take_no_part(tmp_path: Path, validate: str, name: str) -
     assert got.lines == want
     if validate == "codec":
         assert [n for n, _ in got.rejected] == [1, 7]
+
+
+def test_sql_takes_the_rules_from_processors_rules() -> None:
+    """The engine's SQL is formatted from processors/rules.py, not from copies of the numbers."""
+    from processors import rules
+    from replay import sql_engine
+
+    sql = sql_engine.statement_sql(0, 1)
+    assert f"pp.ms >= {rules.MIN_STREAM_MS}" in sql
+    assert f"HAVING sum(ms) > {rules.IMPOSSIBLE_MS}" in sql
+    assert f"HAVING count(*) > {rules.LOOP_CAP}" in sql and f"<= {rules.LOOP_CAP}" in sql
+    assert f"* {rules.PPM})" in sql and f"// {rules.DAY_MS}" in sql
+    assert f"type = '{rules.PLAY_STARTED}'" in sql
+    assert f"= {rules.PPM}" in sql_engine._VALID_SQL
+    assert set(sql_engine.ROYALTY_TYPES) == rules.ROYALTY_TYPES
+    for name in ("DAY_MS", "MIN_STREAM_MS", "IMPOSSIBLE_MS", "LOOP_CAP", "PPM"):
+        assert getattr(sql_engine, name) is getattr(rules, name)

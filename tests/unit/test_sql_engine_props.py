@@ -13,16 +13,14 @@ from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.timefmt import parse_ts
+from processors import royalties
 from replay.sql_engine import compute
 from schemas.codec import default_codec
 from sinks.archive_schema import records_to_table
-
-royalties = pytest.importorskip("processors.royalties", reason="the fold engine (processors.royalties) is not there yet")
 
 DAY = 86_400_000
 MIDNIGHT = parse_ts("2026-05-11T00:00:00Z")
