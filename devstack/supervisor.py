@@ -57,6 +57,26 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Make the calling process get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``), so a
+    worker's child never outlives a SIGKILLed worker; exits at once if the parent is already gone."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's stop() still ends its process group
+        log.warning("parent-death signal unavailable; this child may outlive a killed parent")
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def run_tied_to_parent(parent_pid: int, target: Callable[..., object], *args: object) -> None:
+    """A multiprocessing target: :func:`die_with_parent`, then ``target(*args)``."""
+    die_with_parent(parent_pid)
+    target(*args)
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -42,8 +43,11 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
     init_group_offsets(settings, f"{settings.topic_prefix}worker", [settings.topic_prefix + t for t in faust_topics])
     child = None
     if plays_stage == "process":
-        child = multiprocessing.get_context("spawn").Process(target=stage.run_process, args=(settings,),
-                                                              name="plays-stage", daemon=True)
+        from devstack.supervisor import run_tied_to_parent
+
+        child = multiprocessing.get_context("spawn").Process(  # dies with this worker, even on SIGKILL
+            target=run_tied_to_parent, args=(os.getpid(), stage.run_process, settings), name="plays-stage",
+            daemon=True)
         child.start()
     try:
         app = create_app(settings, web_port=web_port, name=name or f"w{web_port}", faust_plays=plays_stage == "faust")
