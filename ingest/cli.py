@@ -27,7 +27,10 @@ class IngestFailed(PlaylogError):
 
 def open_sink(emit: str | None) -> EventSink:
     if emit:
-        return JsonlSink(emit)
+        try:
+            return JsonlSink(emit)
+        except OSError as exc:
+            raise PlaylogError(f"cannot write {emit}: {exc.strerror or exc}") from None
     from core.settings import load
 
     try:

@@ -80,10 +80,23 @@ def cli(verbose: bool) -> None:
     )
 
 
+def _exit_status(rv: object) -> int:
+    """The process exit status for what a command returned: an int is the status (click returns a
+    ``click.exceptions.Exit``'s code this way too); anything else (None, data) is success."""
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        return rv
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback.
+
+    With ``standalone_mode=False`` click hands back, instead of exiting, the value the command
+    returned or the code of a ``click.exceptions.Exit`` it raised (``--help``, ``ctx.exit(n)``);
+    that value becomes the process exit status. ``SystemExit`` passes through unchanged.
+    """
     try:
-        cli.main(args=argv, prog_name="playlog", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="playlog", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -105,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    sys.exit(_exit_status(rv))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,10 @@ def produce_command(file: str, emit: str | None, quiet: bool) -> None:
     if file != "-" and not Path(file).is_file():
         raise PlaylogError(f"cannot read {file}: no such file")
     if emit:
-        sink = JsonlSink(emit, codec)
+        try:
+            sink = JsonlSink(emit, codec)
+        except OSError as exc:
+            raise PlaylogError(f"cannot write {emit}: {exc.strerror or exc}") from None
     else:
         from topics.producer import KafkaEventSink
 

@@ -14,10 +14,12 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.duckdb_sink import DuckDBWarehouse
 from sinks.queries import query_names, run_clickhouse, run_duckdb
 from tests.integration.conftest_clickhouse import clickhouse  # noqa: F401 - the session fixture
+from tests.unit.test_analyst_queries import EXPECTED as HAND_COMPUTED
+from tests.unit.test_analyst_queries import records as hand_made_records
 from topics.topic_catalog import key_of, topic_of
 
 pytestmark = pytest.mark.clickhouse
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"  # ../shared/fixtures from the repo
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,24 @@ def test_analyst_query_same_answer_on_duckdb_and_clickhouse(loaded, name: str) -
     want = run_duckdb(wh.con, name)
     assert want
     assert run_clickhouse(sink.client, "sinktest", name) == want
+
+
+@pytest.fixture(scope="module")
+def hand_made(clickhouse, tmp_path_factory):  # noqa: F811
+    """The hand-made event set of tests/unit/test_analyst_queries.py in a database of its own."""
+    wh = DuckDBWarehouse(tmp_path_factory.mktemp("chhand") / "w.duckdb")
+    sink = ClickHouseSink(clickhouse.url.rsplit("/", 1)[0] + "/handmade", warehouse=wh)
+    sink.write(hand_made_records())
+    sink.flush()
+    yield sink
+    sink.close()
+    wh.close()
+
+
+@pytest.mark.parametrize("name", sorted(HAND_COMPUTED))
+def test_analyst_query_on_clickhouse_gives_the_hand_computed_rows(hand_made, name: str) -> None:
+    assert sorted(HAND_COMPUTED) == query_names()
+    assert run_clickhouse(hand_made.client, "handmade", name) == HAND_COMPUTED[name]
 
 
 def test_vanished_statement_lines_are_tombstoned(loaded) -> None:

@@ -33,7 +33,7 @@ from topics.consumer import iter_records
 from topics.producer import EventProducer
 from topics.topic_catalog import source_topics
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"  # ../shared/fixtures from the repo
 PLAYLOG = [sys.executable, "-m", "playlog.cli"]
 GARBAGE = b"\x00\x00\x00\x03\xe7not avro"
 
@@ -53,6 +53,7 @@ def _load_fixture(settings) -> list[tuple[str, int, int]]:
 def _sink(args: list[str], fault: str | None, timeout: float = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("PLAYLOG_SINK_FAULT", None)
+    env["PLAYLOG_LOG_LEVEL"] = "WARNING"  # the fault injection says where it kills at WARNING
     if fault:
         env["PLAYLOG_SINK_FAULT"] = fault
     try:
@@ -62,8 +63,19 @@ def _sink(args: list[str], fault: str | None, timeout: float = 240) -> subproces
         pytest.fail(f"sink {args[0]} did not finish in {timeout}s: {err[-1500:]}")
 
 
+def _assert_killed_at(proc: subprocess.CompletedProcess, fault: str) -> None:
+    """The sink died of its own fault injection's SIGKILL at that point, not of anything else."""
+    point, _, n = fault.partition(":")
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    assert f"fault injection: SIGKILL at {point} of batch {n}" in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.rstrip().endswith(f"fault injection: SIGKILL at {point} of batch {n}"), proc.stderr[-2000:]
+
+
 def _archive_keys(root: Path) -> list[tuple[str, int, int]]:
-    t = pa.concat_tables([pq.read_table(f) for f in sorted(root.rglob("*.parquet"))])
+    files = sorted(root.rglob("*.parquet"))
+    if not files:
+        return []
+    t = pa.concat_tables([pq.read_table(f) for f in files])
     return sorted(zip(t["topic"].to_pylist(), t["partition"].to_pylist(), t["offset"].to_pylist(), strict=True))
 
 
@@ -77,7 +89,10 @@ def test_parquet_sink_killed_and_restarted(kafka_env, tmp_path: Path, fault: str
     archive = tmp_path / "archive"
     args = ["parquet", "--archive", str(archive), "--batch-size", "700"]
     first = _sink(args, fault)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    _assert_killed_at(first, fault)
+    # killed at that point: batches before it are durable, the rest of the topics is not
+    durable = _archive_keys(archive)
+    assert 0 < len(durable) < len(source) - 1, (len(durable), len(source))  # - 1: the garbage record
     second = _sink(args, None)
     assert second.returncode == 0, second.stderr[-2000:]
     sunk = _archive_keys(archive)
@@ -103,8 +118,11 @@ def test_duckdb_sink_killed_and_restarted(kafka_env, tmp_path: Path) -> None:
     source = _load_fixture(kafka_env)
     wh = tmp_path / "w.duckdb"
     args = ["duckdb", "--warehouse", str(wh), "--batch-size", "900"]
-    assert _sink(args, "after_flush:2").returncode == -signal.SIGKILL
-    assert _sink(args, "before_flush:2").returncode == -signal.SIGKILL
+    _assert_killed_at(_sink(args, "after_flush:2"), "after_flush:2")
+    durable = _warehouse_count(wh)
+    assert 0 < durable < len(source) - 1, (durable, len(source))  # two batches flushed, the rest not
+    _assert_killed_at(_sink(args, "before_flush:2"), "before_flush:2")
+    assert durable <= _warehouse_count(wh) < len(source) - 1  # the restart's second batch was never flushed
     done = _sink(args, None)
     assert done.returncode == 0, done.stderr[-2000:]
     con = duckdb.connect(str(wh), read_only=True)
@@ -123,19 +141,32 @@ def test_duckdb_sink_killed_and_restarted(kafka_env, tmp_path: Path) -> None:
         con.close()
 
 
+def _warehouse_count(path: Path) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    finally:
+        con.close()
+
+
 def test_parquet_sink_killed_from_outside_while_working(kafka_env, tmp_path: Path) -> None:
     source = _load_fixture(kafka_env)
     archive = tmp_path / "archive"
-    args = PLAYLOG + ["sink", "parquet", "--archive", str(archive), "--batch-size", "300"]
+    # small batches: many flushes, so the kill lands between the first file and the last
+    args = PLAYLOG + ["sink", "parquet", "--archive", str(archive), "--batch-size", "100"]
     env = {k: v for k, v in os.environ.items() if k != "PLAYLOG_SINK_FAULT"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and not any(archive.rglob("*.parquet")):
         time.sleep(0.05)
-    killed = proc.poll() is None
-    if killed:
-        proc.send_signal(signal.SIGKILL)
+    # the kill must land while it works: it has written something and is still running
+    assert proc.poll() is None, f"the sink exited with {proc.returncode} before it could be killed mid-write"
+    assert any(archive.rglob("*.parquet")), "the sink wrote nothing within 120 s"
+    proc.send_signal(signal.SIGKILL)
     proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    at_kill = len(_archive_keys(archive))
+    assert at_kill < len(source) - 1, "the sink had archived everything (all but the garbage record): not mid-write"
     done = _sink(["parquet", "--archive", str(archive), "--batch-size", "300"], None)
     assert done.returncode == 0, done.stderr[-2000:]
     sunk = _archive_keys(archive)

@@ -5,15 +5,21 @@ counted twice)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from devstack.workers import WorkerProcess
+from devstack.workers import WorkerProcess, source_lag
 from devstack.workers import wait_caught_up as _wait
 from schemas.codec import default_codec
+from tests.unit.test_royalties_props import oracle_streams
 from topics.admin import create_topics
 from topics.consumer import iter_records
 from topics.producer import EventProducer
@@ -22,7 +28,7 @@ from topics.producer import EventProducer
 def wait_caught_up(settings, worker, timeout: float = 180.0) -> None:
     _wait(settings, [worker], timeout)
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"  # ../shared/fixtures from the repo
 codec = default_codec()
 
 
@@ -65,29 +71,26 @@ def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:
         assert w.statement("2026-04") == _expected("2026-04")
         assert w.statement("2026-05") == _expected("2026-05")
         # the audit: replay from the topics with the same folds, diffed against the live view
-        import os
-        import subprocess
-        import sys
-
         env = {**os.environ, "PLAYLOG_WORKER_URLS": w.url}
         out = tmp_path / "replay.csv"
         proc = subprocess.run([sys.executable, "-m", "playlog.cli", "replay", "royalties", "--period", "2026-05",
                                "--source", "kafka", "--out", str(out), "--diff-live"],
                               env=env, capture_output=True, text=True, timeout=300)
-        # exit 3: the one undecodable record on the listening topic is listed; the statement still matches
-        assert proc.returncode in (0, 3), proc.stderr
+        # exit 3: the one undecodable record on the listening topic is listed; the statement still
+        # matches the live view (a difference would be exit 1, which wins over 3)
+        assert proc.returncode == 3, proc.stderr
+        assert proc.stdout == "" and "replay matches the live statement" in proc.stderr
+        bad = [line for line in proc.stderr.splitlines() if line.startswith("bad input: ")]
+        assert len(bad) == 1 and bad[0].startswith(f"bad input: {kafka_env.topic_prefix}listening["), bad
         assert out.read_text() == _expected("2026-05")
         live = subprocess.run([sys.executable, "-m", "playlog.cli", "royalties", "--period", "2026-04",
                                "--out", str(tmp_path / "live.csv")], env=env, capture_output=True, text=True, timeout=120)
         assert live.returncode == 0, live.stderr
         assert (tmp_path / "live.csv").read_text() == _expected("2026-04")
         # the qualifying streams (compacted, keyed by play_id) and the published statements
-        import time
-
-        from processors import royalties
-
-        want = {pid for per in ("2026-04", "2026-05", "2026-06")
-                for pid, *_ in royalties.streams_of(royalties.fold(_fixture_events()), per)}
+        # expected: the tests' literal reading of spec/royalties.md, not the folds the worker runs
+        want = {s[1] for per in ("2026-04", "2026-05", "2026-06") for s in oracle_streams(_fixture_events(), per)}
+        assert want
         deadline = time.monotonic() + 30
         while True:
             latest: dict[str, bytes | None] = {}
@@ -110,7 +113,7 @@ def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:
         dead = list(iter_records(kafka_env, [kafka_env.topic_prefix + "deadletter"]))
         reasons = [dict(d.headers)["reason"].decode() for d in dead]
         assert any("u999" in r or "owner" in r or "collaborat" in r for r in reasons), reasons
-        assert any(dict(d.headers)[b"source.topic" if False else "source.topic"] == (kafka_env.topic_prefix + "listening").encode()
+        assert any(dict(d.headers)["source.topic"] == (kafka_env.topic_prefix + "listening").encode()
                    and d.value == b"not avro" for d in dead)
     finally:
         w.stop()
@@ -134,16 +137,22 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_statement(kafka_env, tmp
     _produce(kafka_env, first)
     w = WorkerProcess(kafka_env, tmp_path).start()
     try:
-        import time
-
         deadline = time.monotonic() + 120
+        st = None
         while time.monotonic() < deadline:
             st = w.status()
             if st and st.get("royalty_facts", 0) > 200:
                 break
+            assert w.alive(), f"worker exited with code {w.proc.returncode} before the kill; see {w.log}"
             time.sleep(0.2)
+        else:
+            pytest.fail(f"the worker never folded 200 royalty facts within 120 s (status {st}); see {w.log}")
         _produce(kafka_env, second[:1000])
-        w.kill()  # SIGKILL mid-stream: no clean shutdown, no final commit
+        w.kill()  # SIGKILL mid-stream: no clean shutdown, no final commit; raises if it had already died
+        assert w.proc.returncode == -signal.SIGKILL
+        # mid-stream: it had folded some records (st, above) and not all of those produced were committed
+        lag_at_kill = source_lag(kafka_env)  # committed offsets of a dead group do not move
+        assert sum(lag_at_kill.values()) > 0, f"everything produced was already committed: not mid-stream ({lag_at_kill})"
         if wipe_local_state:
             shutil.rmtree(kafka_env.data_dir / "worker", ignore_errors=True)  # recover from the changelog alone
         _produce(kafka_env, second[1000:])

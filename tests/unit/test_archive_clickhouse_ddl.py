@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import chdb.session as chdb_session
 import pytest
 
 from schemas.codec import default_codec
@@ -14,7 +15,6 @@ from sinks.duckdb_sink import DuckDBWarehouse
 from sinks.queries import query_names, query_text, run_duckdb
 from topics.topic_catalog import key_of, topic_of
 
-chdb_session = pytest.importorskip("chdb.session", reason="chdb (embedded current ClickHouse) is not installed")
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
 

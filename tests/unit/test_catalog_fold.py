@@ -353,12 +353,9 @@ def test_best_ladder_prefers_canonical_then_first_alias_with_rungs():
     assert catalog.best_ladder(None) == []
 
 
-FIXTURE = Path("/work/shared/fixtures/royalties-sample.jsonl")
-if not FIXTURE.exists():
-    FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "royalties-sample.jsonl"
+FIXTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "royalties-sample.jsonl"
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="shared royalty fixture not present")
 def test_shared_fixture_catalog_folds_cleanly():
     index = CatalogIndex()
     tracks: dict[str, dict] = {}

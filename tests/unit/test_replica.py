@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from playback.replica import Replica, topic_names
-from processors import catalog, views
+from processors import views
 from tests.unit.test_api_routes import T0, catalog_events, ev, track
 
 
@@ -25,15 +25,22 @@ def test_topic_names_cover_views_and_event_topics() -> None:
                                  "p.view.playlists": "playlists", "p.player": "player", "p.listening": "listening"}
 
 
-def test_alias_resolution_matches_catalog_index_whatever_the_order() -> None:
-    events = [track("x2", "Song", "I1", at=T0 + 5), track("x1", "Song", "I1", at=T0), track("y", "Other", "I2")]
-    expected = catalog.CatalogIndex()
-    for e in events:
-        expected.evolve(e)
-    for order in (events, list(reversed(events))):
+def test_alias_resolution_whatever_the_order() -> None:
+    x2, x1, y = track("x2", "Song", "I1", at=T0 + 5), track("x1", "Song", "I1", at=T0), track("y", "Other", "I2")
+    # by hand from these three events (events.md): I1's earliest upload is x1 (T0 < T0 + 5), so x1 is
+    # canonical and x2 its alias; y is alone with I2
+    expected_index = {
+        "first": {"x2": [T0 + 5, x2["event_id"], "I1"], "x1": [T0, x1["event_id"], "I1"], "y": [T0, y["event_id"], "I2"]},
+        "canon": {"I1": [T0, x1["event_id"], "x1"], "I2": [T0, y["event_id"], "y"]},
+    }
+    for order in ([x2, x1, y], [y, x1, x2]):
         r = fed(order)
-        assert r.index == expected
-        assert r.canonical_id("x2") == "x1" and r.members("x1") == ["x1", "x2"]
+        assert r.index.to_dict() == expected_index
+        assert {t: r.canonical_id(t) for t in ("x1", "x2", "y")} == {"x1": "x1", "x2": "x1", "y": "y"}
+        assert r.members("x1") == ["x1", "x2"] and r.members("y") == ["y"]
+        assert r.index.aliases("x1") == ["x2"] and r.index.aliases("y") == []
+        assert r.index.canonical_ids() == ["x1", "y"]
+        assert r.index.canonical_id("unknown") is None
         assert r.search.search("song", "track").ids == ["x1"]  # one logical track, canonical id
 
 

@@ -1,6 +1,9 @@
 """Properties of the royalty fold over generated event sets built on a tiny id universe, so that
-aliases, ties, window boundaries, the loop cap and impossible listening collide often.
+aliases, ties, window boundaries, the loop cap and impossible listening collide often. The
+instants straddle a day boundary and the April/May month boundary, so events fall in both periods.
 
+Each property is checked for every period the generated events fall in (their occurred_at, and
+the periods their pools are declared for):
 - the statement does not depend on event order or duplication;
 - it equals a deliberately naive, literal reading of spec/royalties.md (the oracle below);
 - the lines of a (period, country, product) with S > 0 sum to exactly P.
@@ -13,19 +16,21 @@ from collections import defaultdict
 from pathlib import Path
 
 import orjson
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from core.timefmt import parse_ts, period_of
 from processors.royalties import fold, statement, tally
 from processors.statement import StatementLine
+from replay import sql_engine
 from schemas.codec import default_codec
 from tests.unit.test_royalties import Events
 
-PERIOD = "2026-05"
+PERIODS = ["2026-04", "2026-05"]
 MIDNIGHT = parse_ts("2026-05-11T00:00:00Z")
-INSTANTS = [MIDNIGHT - 86_400_000, MIDNIGHT - 1, MIDNIGHT, MIDNIGHT + 1, MIDNIGHT + 3_600_000]
+MAY_1 = parse_ts("2026-05-01T00:00:00Z")  # a day boundary that is also the month boundary
+INSTANTS = [MIDNIGHT - 86_400_000, MIDNIGHT - 1, MIDNIGHT, MIDNIGHT + 1, MIDNIGHT + 3_600_000,
+            MAY_1 - 86_400_000, MAY_1 - 1, MAY_1, MAY_1 + 1]
 MS = [0, 29_999, 30_000] + [45_000] * 6 + [43_200_000, 43_200_001, 86_400_000]
 TRACKS = ["t1", "t1x", "t2", "t3"]  # t3 is never ingested
 PLAYED = ["t1", "t1", "t1", "t2", "t1x", "t3"]
@@ -45,11 +50,11 @@ def event_sets(draw: st.DrawFn) -> list[dict]:
     country = st.sampled_from(["SE", "DE"])
     out: list[dict] = []
     if draw(st.integers(0, 3)):  # mostly: a base catalog where plays can qualify, extras collide with it
-        early = MIDNIGHT - 2 * 86_400_000
+        early = MAY_1 - 2 * 86_400_000
         out.append(ev.ingest("t1", "I1", draw(st.sampled_from(SHARES)), at=early))
         out.append(ev.ingest("t2", "I2", draw(st.sampled_from(SHARES)), at=early))
         out += [ev.rights(t, c, at=early) for t in ("t1", "t2") for c in ("SE", "DE")]
-        out.append(ev.pool(draw(st.integers(0, 10_000_007)), "SE", "premium", at=early))
+        out += [ev.pool(draw(st.integers(0, 10_000_007)), "SE", "premium", period=p, at=early) for p in PERIODS]
     for _ in range(draw(st.integers(0, 4))):
         out.append(ev.ingest(draw(st.sampled_from(TRACKS[:3])), draw(st.sampled_from(["I1", "I2"])),
                              draw(st.sampled_from(SHARES)), at=draw(inst)))  # fmt: skip
@@ -64,7 +69,7 @@ def event_sets(draw: st.DrawFn) -> list[dict]:
         out.append(ev.takedown(draw(st.sampled_from(TRACKS)), territories, at=draw(inst)))
     for _ in range(draw(st.integers(0, 3))):
         out.append(ev.pool(draw(st.integers(0, 10_000_007)), draw(country), draw(st.sampled_from(["free", "premium"])),
-                           at=draw(inst)))  # fmt: skip
+                           period=draw(st.sampled_from(PERIODS)), at=draw(inst)))  # fmt: skip
     for _ in range(draw(st.integers(0, 16))):
         kind = draw(st.sampled_from(["started", "progress", "completed", "skipped"]))
         out.append(ev.play_event(
@@ -80,19 +85,34 @@ def event_sets(draw: st.DrawFn) -> list[dict]:
     return out
 
 
+def periods_of(events: list[dict]) -> list[str]:
+    """Every period the events fall in: their occurred_at's month, and the periods of their pools."""
+    out = {period_of(e["occurred_at"]) for e in events}
+    out |= {e["period"] for e in events if e["type"] == "royalty.pool_declared"}
+    return sorted(out)
+
+
 # -- the oracle: spec/royalties.md read literally, no cleverness, no speed ------------------------
 def _order(e: dict) -> tuple[int, str]:
     return (e["occurred_at"], e["event_id"])
 
 
-def oracle(events: list[dict], period: str) -> list[StatementLine]:
+def _by_type(events: list[dict]) -> dict[str, list[dict]]:
     unique: dict[str, dict] = {}
     for e in events:
         unique.setdefault(e["event_id"], e)
-    evs = list(unique.values())
     of = defaultdict(list)
-    for e in evs:
+    for e in unique.values():
         of[e["type"]].append(e)
+    return of
+
+
+def oracle_streams(events: list[dict], period: str) -> list[tuple]:
+    """The streams of a period: (play_time, play_id, country, product, (canon, rightsholders))."""
+    return _streams(_by_type(events), period)
+
+
+def _streams(of: dict[str, list[dict]], period: str) -> list[tuple]:
     ingests = sorted(of["track.ingested"], key=_order)
 
     def isrc_of(t: str) -> str | None:
@@ -150,7 +170,12 @@ def oracle(events: list[dict], period: str) -> list[StatementLine]:
     streams = []
     for lst in groups.values():
         streams += sorted(lst)[:20]
+    return streams
 
+
+def oracle(events: list[dict], period: str) -> list[StatementLine]:
+    of = _by_type(events)
+    streams = _streams(of, period)
     pools = {}
     for p in sorted(of["royalty.pool_declared"], key=_order):
         if p["period"] == period:
@@ -173,10 +198,20 @@ def oracle(events: list[dict], period: str) -> list[StatementLine]:
     return sorted(out)
 
 
+def test_generated_sets_reach_both_periods() -> None:
+    """The generator is not stuck in one month: some set has streams in April and in May."""
+    both = find(event_sets(), lambda evs: all(statement(fold(evs), p) for p in PERIODS),
+                settings=settings(max_examples=5_000, database=None, deadline=None))
+    assert periods_of(both) == PERIODS
+    assert all(oracle(both, p) == statement(fold(both), p) != [] for p in PERIODS)
+
+
 @SETTINGS
 @given(events=event_sets())
 def test_fold_equals_the_literal_oracle(events: list[dict]) -> None:
-    assert statement(fold(events), PERIOD) == oracle(events, PERIOD)
+    state = fold(events)
+    for period in periods_of(events):
+        assert statement(state, period) == oracle(events, period), period
 
 
 @SETTINGS
@@ -187,33 +222,37 @@ def test_statement_ignores_order_and_duplicates(events: list[dict], data: st.Dat
     mixed = list(shuffled)
     for d in dups:
         mixed.insert(data.draw(st.integers(0, len(mixed))), dict(d))
-    for period in ("2026-04", PERIOD):
-        assert statement(fold(mixed), period) == statement(fold(events), period)
+    assert periods_of(mixed) == periods_of(events)
+    once, mixed_state = fold(events), fold(mixed)
+    for period in periods_of(events):
+        assert statement(mixed_state, period) == statement(once, period), period
 
 
 @SETTINGS
 @given(events=event_sets())
 def test_lines_of_a_country_product_with_streams_sum_to_the_pool(events: list[dict]) -> None:
     state = fold(events)
-    lines = statement(state, PERIOD)
-    streams = tally(state, PERIOD).streams
-    for (country, product), s in streams.items():
-        mine = [r for r in lines if (r.country, r.product) == (country, product)]
-        pool = state.pools.get((PERIOD, country, product), (0, "", 0))[2]
-        assert s > 0 and mine
-        assert sum(r.amount_micros for r in mine) == pool
-        for r in mine:
-            assert 0 < r.streams <= s and r.amount_micros >= 0
-    assert {(r.country, r.product) for r in lines} == set(streams)
+    for period in periods_of(events):
+        lines = statement(state, period)
+        streams = tally(state, period).streams
+        for (country, product), s in streams.items():
+            mine = [r for r in lines if (r.country, r.product) == (country, product)]
+            pool = state.pools.get((period, country, product), (0, "", 0))[2]
+            assert s > 0 and mine
+            assert sum(r.amount_micros for r in mine) == pool
+            for r in mine:
+                assert 0 < r.streams <= s and r.amount_micros >= 0 and r.period == period
+        assert {(r.country, r.product) for r in lines} == set(streams)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=event_sets())
 def test_sql_engine_agrees_with_the_fold(events: list[dict]) -> None:
     """One statement whatever the engine: the replay's sql engine (DuckDB) against the fold."""
-    sql_engine = pytest.importorskip("replay.sql_engine")
     codec = default_codec()
+    state = fold(events)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         path.write_bytes(b"".join(orjson.dumps(codec.to_json(e)) + b"\n" for e in events))
-        assert sorted(sql_engine.compute_from_path(path, PERIOD)) == statement(fold(events), PERIOD)
+        for period in periods_of(events):
+            assert sorted(sql_engine.compute_from_path(path, period)) == statement(state, period), period

@@ -11,7 +11,7 @@ from processors import batches
 from replay.sources import SourceReport, iter_archive, iter_jsonl, iter_kafka
 from schemas.codec import EventError, default_codec
 from schemas.validate import check_event, decode_json, decode_record, parse_json_line
-from sinks import runner
+from sinks import archive_schema, runner
 from topics.consumer import Record
 from topics.deadletter import deadletter_record
 from topics.topic_catalog import key_of, topic_of
@@ -80,7 +80,6 @@ def test_kafka_source_lists_the_event_with_the_live_reason(name: str, monkeypatc
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_archive_source_lists_the_event_with_the_live_reason(name: str, tmp_path) -> None:  # noqa: ANN001
-    archive_schema = pytest.importorskip("sinks.archive_schema")
     good = GOOD_TRACK if BAD[name]["type"] == "track.ingested" else GOOD_PLAY
     records = [(topic_of(e["type"]), 0, i, key_of(e), e) for i, e in enumerate([good, BAD[name]])]
     for (topic, partition, date), recs in archive_schema.group_by_file(records).items():
