@@ -17,8 +17,6 @@ import pytest
 from devstack.kafka import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(not (Path.home() / ".cache" / "playlog").exists() and not os.environ.get("PLAYLOG_KAFKA_JARS"),
-                                reason="the Kafka jars are not fetched yet (make kafka-jars)")
 # small masters keep the first (encoding) run short; over 30 s so plays can be streams
 SMALL = ["--tracks", "60", "--audio-tracks", "2", "--audio-seconds", "32", "--listeners", "150"]
 
