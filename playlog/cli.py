@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "royalties": "worker.cli:royalties_command",
     "replay": "replay.cli:replay_group",
     "sink": "sinks.cli:sink_group",
+    "restore": "sinks.restore:restore_command",
     "api": "playback.cli:api_command",
     "cdn": "playback.cli:cdn_command",
     "token": "playback.cli:token_command",
