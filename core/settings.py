@@ -24,14 +24,27 @@ No other module reads ``os.environ`` for a ``PLAYLOG_*`` name (a test checks it)
 | PLAYLOG_CDN_CACHE_BYTES | 268435456 | CDN edge cache budget (bytes) |
 | PLAYLOG_WORKER_URLS | (what ``playlog up`` recorded, else http://127.0.0.1:6066) | worker web endpoints, comma separated |
 | PLAYLOG_SINK_FAULT | (none) | tests only: ``<point>:<n>`` SIGKILLs a sink at its n-th batch at ``point`` |
+| PLAYLOG_WORKER_STALL_SECONDS | 60 | a worker with lag on its partitions that processes nothing this long is stalled (``/livez`` 503) |
+| PLAYLOG_WORKER_FAULT | (none) | tests only: ``stall_after:<n>`` makes a worker's agents stop after n batches (once per state dir) |
+
+Secrets. PLAYLOG_TOKEN_SECRET, PLAYLOG_SIGNING_KEYS and PLAYLOG_PII_MASTER_KEY default to development
+values written in this file (public). A server bound to anything but loopback refuses to start while
+one it uses still has its built-in value (:func:`require_secrets`: one line naming the variables,
+exit status 2); on loopback it starts and logs a warning. :func:`check_secrets` is the pure check.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from core.errors import PlaylogError
+
+log = logging.getLogger(__name__)
 
 PREFIX = "PLAYLOG_"
 KAFKA_VERSION = "3.9.1"
@@ -67,6 +80,8 @@ class Settings:
     cdn_cache_bytes: int = DEFAULT_CDN_CACHE_BYTES
     worker_urls: tuple[str, ...] = ()  # empty: what `playlog up` recorded, else the first worker's default
     sink_fault: str = ""
+    worker_stall_seconds: int = 60
+    worker_fault: str = ""
 
     @property
     def broker_port(self) -> int:
@@ -157,4 +172,65 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cdn_cache_bytes=_int(env, "CDN_CACHE_BYTES", DEFAULT_CDN_CACHE_BYTES, minimum=0),
         worker_urls=parse_urls(_env(env, "WORKER_URLS", "")),
         sink_fault=_env(env, "SINK_FAULT", ""),
+        worker_stall_seconds=_int(env, "WORKER_STALL_SECONDS", 60, minimum=1),
+        worker_fault=_env(env, "WORKER_FAULT", ""),
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# secrets
+
+SECRET_VARIABLES = ("PLAYLOG_TOKEN_SECRET", "PLAYLOG_SIGNING_KEYS", "PLAYLOG_PII_MASTER_KEY")
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback bind address (127.0.0.0/8, ::1, ``localhost``); False for anything else,
+    including ``0.0.0.0`` / ``::`` / ``""`` (every interface) and any other host name."""
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_dev_secret(settings: Settings, variable: str) -> bool:
+    if variable == "PLAYLOG_TOKEN_SECRET":
+        return settings.token_secret == DEV_TOKEN_SECRET
+    if variable == "PLAYLOG_SIGNING_KEYS":  # any key of the ring: every key verifies
+        dev = set(DEV_SIGNING_KEYS.values())
+        return any(secret in dev for secret in settings.signing_keys.values())
+    if variable == "PLAYLOG_PII_MASTER_KEY":
+        return settings.pii_master_key == DEV_PII_MASTER_KEY
+    raise ValueError(f"{variable} is not a secret setting (one of {', '.join(SECRET_VARIABLES)})")
+
+
+def dev_secrets_in_use(settings: Settings, variables: Iterable[str] = SECRET_VARIABLES) -> list[str]:
+    """The secret variables among ``variables`` that still hold their built-in development value."""
+    return [v for v in variables if _is_dev_secret(settings, v)]
+
+
+def check_secrets(settings: Settings, host: str, variables: Iterable[str] = SECRET_VARIABLES) -> list[str]:
+    """The secret variables that forbid binding ``host``: those among ``variables`` still at their
+    built-in development value, unless ``host`` is loopback (then none)."""
+    left = dev_secrets_in_use(settings, variables)
+    return [] if is_loopback(host) else left
+
+
+def require_secrets(settings: Settings, host: str, variables: Iterable[str], server: str) -> list[str]:
+    """The check every server runs before it binds ``host``: with a built-in development secret among
+    ``variables``, raise :class:`PlaylogError` (one line naming them, exit 2) unless ``host`` is loopback,
+    where a warning is logged instead. Returns the development secrets in use (empty when none)."""
+    left = dev_secrets_in_use(settings, variables)
+    if not left:
+        return left
+    names = ", ".join(left)
+    if check_secrets(settings, host, left):
+        raise PlaylogError(
+            f"{server}: refusing to listen on {host or 'every interface'} with the built-in development "
+            f"value of {names}; set {'it' if len(left) == 1 else 'them'} to a secret of your own"
+        )
+    log.warning("%s uses the built-in development value of %s: fine on loopback (%s), refused on any "
+                "other address", server, names, host)
+    return left

@@ -1,17 +1,39 @@
 """How simulated listeners reach the stack (thin transports): through the playback API and CDN
-(:class:`ApiClient`), or straight to Kafka with locally signed segment URLs (:class:`DirectClient`)."""
+(:class:`ApiClient`), or straight to Kafka with locally signed segment URLs (:class:`DirectClient`).
+
+Through the API a listener is an untrusted client (DESIGN.md "The trust boundary"): it reports a
+play under the ``play_id`` its manifest issued (:class:`IssuedManifest`), an offline play under the
+``play_id`` of the manifest fetched for it while online (:meth:`Transport.offline_play_id`), and its
+events carry real event times: the simulated clock runs ``speed`` times faster than the wall clock,
+so :meth:`ApiClient.send` maps each simulated time to the wall-clock moment it was simulated at
+(:meth:`demo.simulator.Clock.real_ms`), which the API's event-time window accepts. Direct mode
+produces as a trusted producer: its play ids and simulated times go to Kafka as they are."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from demo.model import Listener, Manifest, Stats, TrackInfo
 from processors.rules import FREE_MAX_KBPS
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class IssuedManifest(Manifest):
+    """A manifest with the play the server issued for it (``None`` when the server issues none)."""
+
+    play_id: str | None = None
+
+
+class SimClock(Protocol):
+    def now_ms(self) -> int: ...
+
+    def real_ms(self, sim_ms: int) -> int: ...
 
 
 class Transport:
@@ -27,6 +49,15 @@ class Transport:
 
     async def manifest(self, listener: Listener, track: TrackInfo) -> Manifest | None:
         raise NotImplementedError
+
+    async def offline_play_id(self, listener: Listener, track: TrackInfo) -> str | None:
+        """The play id of an offline play of ``track``: the transport's own (None), or the one the
+        server issued with the manifest downloaded for offline listening."""
+        return None
+
+    def use_clock(self, clock: SimClock) -> None:
+        """The simulated clock the events' times come from."""
+        return None
 
     async def send(self, listener: Listener, events: list[dict]) -> None:
         raise NotImplementedError
@@ -98,6 +129,10 @@ class ApiClient(Transport):
         self._auth = auth
         self._secret = settings.token_secret
         self._tokens: dict[str, str] = {}
+        self.clock: SimClock | None = None
+
+    def use_clock(self, clock: SimClock) -> None:
+        self.clock = clock
 
     def _headers(self, listener: Listener) -> dict[str, str]:
         tok = self._tokens.get(listener.user_id)
@@ -141,14 +176,24 @@ class ApiClient(Transport):
                                      json={"uris": [f"spotify:track:{track.track_id}"], "device_id": listener.device_id})
         return status == 204
 
-    async def manifest(self, listener: Listener, track: TrackInfo) -> Manifest | None:
+    async def manifest(self, listener: Listener, track: TrackInfo) -> IssuedManifest | None:
         status, body = await self._call("manifest", "GET", f"/v1/playback/{track.track_id}/manifest", listener)
         if status != 200 or not isinstance(body, dict) or not body.get("rungs"):
             return None
         rungs = sorted(body["rungs"], key=lambda r: r["bitrate_kbps"])
-        return Manifest(body.get("track_id", track.track_id), rungs[0]["segment_ms"], rungs)
+        return IssuedManifest(body.get("track_id", track.track_id), rungs[0]["segment_ms"], rungs,
+                              play_id=body.get("play_id"))
+
+    async def offline_play_id(self, listener: Listener, track: TrackInfo) -> str | None:
+        """The offline licence: the manifest of a track saved for offline listening, fetched while
+        online (in the simulation: when the offline play is picked); None if the track is refused."""
+        manifest = await self.manifest(listener, track)
+        return None if manifest is None else manifest.play_id
 
     async def send(self, listener: Listener, events: list[dict]) -> None:
+        clock = self.clock
+        if clock is not None:  # simulated times -> the wall-clock moments they were simulated at
+            events = [{**e, "occurred_at": clock.real_ms(e["occurred_at"])} for e in events]
         payload = {"events": [self.codec.to_json(e) for e in events]}
         status, body = await self._call("events", "POST", "/v1/events", listener, json=payload)
         if status == 202:

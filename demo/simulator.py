@@ -8,7 +8,10 @@ of a track; a few plays happen offline (no network) and their events are uploade
 the next session with their original times; stalls of the playback buffer are counted as rebuffers.
 
 Time is compressed: ``speed`` simulated seconds pass per wall-clock second; event times are
-simulated times (starting at the wall clock). Downloads are as fast as loopback allows, and their
+simulated times (starting at the wall clock); through the API they are sent as the wall-clock
+moments they were simulated at (:meth:`Clock.real_ms`), since the API bounds a client's event time.
+Through the API every play is reported under the ``play_id`` the server issued with its manifest
+(offline plays: with the manifest fetched for offline listening), as a real client must. Downloads are as fast as loopback allows, and their
 *simulated* duration is the segment's bytes over the listener's simulated bandwidth. The decisions
 are in demo/model.py, the transports in demo/clients.py.
 """
@@ -56,6 +59,10 @@ class Clock:
     def now_ms(self) -> int:
         return self.start_ms + int((time.monotonic() - self._t0) * self.speed * 1000)
 
+    def real_ms(self, sim_ms: int) -> int:
+        """The wall-clock epoch ms at which the simulation was at ``sim_ms``."""
+        return self.start_ms + int((sim_ms - self.start_ms) / self.speed)
+
     async def sleep_sim(self, sim_s: float) -> None:
         if sim_s > 0:
             await asyncio.sleep(sim_s / self.speed)
@@ -92,10 +99,17 @@ async def listener_loop(listener: Listener, transport: Transport, tracks: Sequen
             track = nxt
             nxt = choose_track(rng, listener, choices, avoid=track.track_id)
             play_no += 1
-            play_id = f"{listener.user_id}-p{seed}-{play_no}"
+            play_id = f"{listener.user_id}-p{seed}-{play_no}"  # the transport's own, unless the server issues one
             outcome, ms = listen_outcome(rng, listener, track)
             start_ms = clock.now_ms()
             if plan.offline:
+                issued = await transport.offline_play_id(listener, track)
+                if isinstance(transport, ApiClient):
+                    if issued is None:  # no offline licence for this track
+                        stats.blocked += 1
+                        unplayable.add(track.track_id)
+                        continue
+                    play_id = issued
                 pending_offline.extend(play_events(listener, track.track_id, play_id, start_ms, outcome, ms,
                                                    offline=True))
                 stats.plays += 1
@@ -117,6 +131,7 @@ async def listener_loop(listener: Listener, transport: Transport, tracks: Sequen
                 unplayable.add(track.track_id)
                 choices = [t for t in choices if t.track_id != track.track_id] or choices
                 continue
+            play_id = getattr(manifest, "play_id", None) or play_id  # the play the server issued
             bitrates = [r["bitrate_kbps"] for r in manifest.rungs]
             seg_ms = manifest.segment_ms
             seg_s = seg_ms / 1000
@@ -191,6 +206,7 @@ async def run(listeners: Sequence[Listener], make_transport: Callable[[Any, Stat
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
         transport = make_transport(session, stats)
+        transport.use_clock(clock)
         tasks = [asyncio.create_task(listener_loop(u, transport, tracks, clock, stop, seed, session, search_terms))
                  for u in listeners]
         t0 = time.monotonic()

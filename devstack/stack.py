@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 SINKS = ("duckdb", "parquet", "clickhouse")
 FIRST_WORKER_PORT = 6066
+LIVENESS_EVERY = 10.0  # seconds between liveness checks of the workers
+START_GRACE = 120.0  # a worker that just started may not answer yet
+SILENT_CHECKS = 3  # unanswered checks in a row (a frozen process) count as a stall
 
 
 def stack_file(data_dir: Path) -> Path:
@@ -83,6 +86,8 @@ class Stack:
         self.sinks: list[Child] = []
         self.log_dir = Path(settings.data_dir) / "logs"
         self.timings: dict[str, float] = {}
+        self._last_check = time.monotonic()
+        self._silent: dict[str, int] = {}
 
     # -- parts -----------------------------------------------------------------------------------
     def start_broker(self) -> None:
@@ -207,8 +212,32 @@ class Stack:
         return path
 
     def watch(self) -> None:
-        """Until a child dies (ChildDied naming it) or Ctrl-C / SIGTERM (KeyboardInterrupt)."""
-        self.supervisor.watch()
+        """Until a child dies (ChildDied naming it) or Ctrl-C / SIGTERM (KeyboardInterrupt);
+        meanwhile a worker that is stalled (``/livez`` 503) or frozen is restarted, and said so."""
+        self.supervisor.watch(on_tick=self.check_workers)
+
+    def check_workers(self) -> None:
+        now = time.monotonic()
+        if now - self._last_check < LIVENESS_EVERY:
+            return
+        self._last_check = now
+        for w in self.workers:
+            if not w.alive():
+                continue  # the supervisor reports a dead child
+            verdict, detail = w.liveness()
+            if verdict == "live" or (verdict == "silent" and now - w.started_at < START_GRACE):
+                self._silent[w.name] = 0
+                continue
+            if verdict == "silent":
+                self._silent[w.name] = self._silent.get(w.name, 0) + 1
+                if self._silent[w.name] < SILENT_CHECKS:
+                    continue
+            self._silent[w.name] = 0
+            w.restarts += 1
+            self.say(f"worker {w.name}: {'stalled' if verdict == 'stalled' else 'not answering'} "
+                     f"({detail.strip()[:200]}); restarting it (restart {w.restarts})")
+            w.stop()
+            w.start()
 
     def pids(self) -> list[int]:
         return self.supervisor.pids()

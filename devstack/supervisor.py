@@ -115,12 +115,14 @@ class Child:
         self.health_url = health_url
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
+        self.started_at = 0.0  # time.monotonic() of the last start
 
     def start(self) -> Child:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
+        self.started_at = time.monotonic()
         log.debug("started %s (pid %d): %s", self.name, self.proc.pid, " ".join(self.argv))
         return self
 

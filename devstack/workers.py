@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,17 @@ class WorkerProcess(Child):
                 return json.loads(r.read())
         except (OSError, ValueError):
             return None
+
+    def liveness(self) -> tuple[str, str]:
+        """("live" | "stalled" | "silent", detail) from the worker's ``/livez``."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/livez", timeout=3) as r:  # noqa: S310 (loopback)
+                return "live", r.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            return ("stalled", body) if exc.code == 503 else ("silent", f"HTTP {exc.code}")
+        except (OSError, ValueError) as exc:
+            return "silent", str(exc)
 
     def statement(self, period: str) -> str:
         with urllib.request.urlopen(f"{self.url}/royalties/{period}", timeout=60) as r:  # noqa: S310

@@ -1,5 +1,13 @@
-"""The playback API's aiohttp application: the middleware (auth, body limit, errors, metrics), the
-routes of :mod:`playback.routes`, and ``playlog api``'s :func:`run` (replica feed + Kafka publisher)."""
+"""The playback API's aiohttp application: the middleware (auth, readiness, body limit, errors,
+metrics), the routes of :mod:`playback.routes`, and ``playlog api``'s :func:`run` (replica feed +
+Kafka publisher).
+
+Readiness. Until the replica is ready (caught up with the end offsets its feed saw at start, see
+playback/replica.py) every route but :data:`ALWAYS_SERVED` (``/healthz``, ``/metrics``,
+``/openapi.json``) answers 503 with ``Retry-After: CATCHING_UP_RETRY_S`` and the Spotify-style error
+body: the API never answers from a half-built view. A bad or missing token is still 401 first.
+Every 503 the API gives (catching up, a write Kafka did not acknowledge) carries ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +23,12 @@ from playback.parsing import MAX_BODY, USER_KEY, ApiError, error_response
 from playback.publisher import KafkaPublisher
 from playback.replica import Replica
 from playback.routes import TABLES
-from playback.service import API_KEY, PlaybackApi
+from playback.service import API_KEY, WRITE_RETRY_S, PlaybackApi
 
 log = logging.getLogger(__name__)
+
+ALWAYS_SERVED = frozenset({"/healthz", "/metrics", "/openapi.json"})
+CATCHING_UP_RETRY_S = 5  # Retry-After while the replicas rebuild (a restart on ~1.6M records: tens of s)
 
 
 def _route_name(request: web.Request) -> str:
@@ -36,22 +47,32 @@ def build_app(api: PlaybackApi) -> web.Application:
         began = time.perf_counter()
         route = _route_name(request)
         try:
-            if request.path.startswith("/v1/"):
+            path = request.path
+            if path.startswith("/v1/"):
                 check = api.authorize(request.headers.get("Authorization"))
                 if not check.ok:
                     raise ApiError(401, check.reason)
                 request[USER_KEY] = check.user_id
+            if path not in ALWAYS_SERVED and not api.replica.ready:
+                raise ApiError(503, "Service unavailable: the read replicas are catching up with the log, "
+                                    "retry shortly", retry_after=CATCHING_UP_RETRY_S)
             if request.content_length is not None and request.content_length > MAX_BODY:
                 raise ApiError(413, "Request body too large")
             response = await handler(request)
         except ApiError as exc:
-            response = error_response(exc.status, exc.message, **exc.extra)
+            extra = dict(exc.extra)
+            retry_after = extra.pop("retry_after", None)
+            response = error_response(exc.status, exc.message, **extra)
+            if retry_after is not None:
+                response.headers["Retry-After"] = str(retry_after)
         except web.HTTPException as exc:
             message = {404: "Service not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
             response = error_response(exc.status, message)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = error_response(500, "Internal server error")
+        if response.status == 503 and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = str(WRITE_RETRY_S)
         api.latency.labels(request.method, route).observe(time.perf_counter() - began)
         api.responses.labels(request.method, route, str(response.status)).inc()
         return response
@@ -63,8 +84,11 @@ def build_app(api: PlaybackApi) -> web.Application:
     return app
 
 
-def run(settings: Any, host: str, port: int, *, catch_up_timeout: float = 120.0) -> None:
-    """``playlog api``: start the replica consumer and the producer, serve until Ctrl-C / SIGTERM."""
+def run(settings: Any, host: str, port: int) -> None:
+    """``playlog api``: start the replica consumer and the producer, serve until Ctrl-C / SIGTERM.
+
+    The port is bound at once (``/healthz`` tells how far the replicas are); ``/v1`` answers 503 until
+    the replicas caught up (see the module doc)."""
     replica = Replica()
     replica.start(settings)
     publisher = KafkaPublisher(settings)
@@ -72,18 +96,22 @@ def run(settings: Any, host: str, port: int, *, catch_up_timeout: float = 120.0)
     app = build_app(api)
 
     async def on_startup(app: web.Application) -> None:
-        async def catch_up() -> None:
-            ok = await asyncio.to_thread(replica.wait_caught_up, catch_up_timeout)
-            log.info("replica %s: %s", "caught up" if ok else "not caught up yet", replica.stats())
-            while not ok:
-                ok = await asyncio.to_thread(replica.wait_caught_up, catch_up_timeout)
-        app["catch_up"] = asyncio.get_running_loop().create_task(catch_up())
+        async def report() -> None:
+            began = time.monotonic()
+            while not await asyncio.to_thread(replica.wait_ready, 30.0):
+                log.info("replica catching up (%.0fs): %s %s", time.monotonic() - began, replica.progress(),
+                         replica.last_error or "")
+            log.info("replica ready after %.1fs: %s", time.monotonic() - began, replica.stats())
+        app[_REPORT_KEY] = asyncio.get_running_loop().create_task(report())
 
     async def on_cleanup(app: web.Application) -> None:
-        app["catch_up"].cancel()
+        app[_REPORT_KEY].cancel()
         publisher.close()
         replica.stop()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True)
+
+
+_REPORT_KEY = web.AppKey("replica_report", asyncio.Task)

@@ -1,12 +1,39 @@
 """The CDN host: signed segment URLs served from the audio object store through an edge cache.
 
-``GET|HEAD /audio/{file_id}/{segment}?exp=UNIX&kid=KEYID&sig=SIG`` (see :mod:`playback.signing`).
+``GET|HEAD /audio/{file_id}/{segment}?exp=UNIX&kid=KEYID[&ter=CC]&sig=SIG`` (see :mod:`playback.signing`).
 
 Segments come from the audio object store under PLAYLOG_DATA_DIR (:class:`ingest.store.AudioStore`:
 ``audio/<file_id>/<index:05d>.<ext>`` + the ``index.json`` manifest, which gives the content type).
 
 Order of checks: signature first (403 for missing, malformed, unknown-kid, tampered, other-path or
-expired URLs), then the store (404 for an unknown file or segment), then conditionals and ``Range``.
+expired URLs), then takedowns (403 ``reason: taken_down``, below), then the store (404 for an unknown
+file or segment), then conditionals and ``Range``.
+
+Takedowns reach URLs already handed out (mechanism (a) of the "Trust" issue). A signed URL lives up
+to an hour, so the signature alone would keep serving a rendition taken down after it was issued.
+The CDN therefore follows the ``view.catalog`` and ``view.rights`` compacted topics itself (the same
+:class:`playback.replica.ReplicaFeed` as the API, only those two kinds) into a :class:`TakedownView`:
+file_id -> upload (the track documents' ladders), upload -> logical track (the catalog index, so an
+alias's takedown covers the canonical upload and back) and every upload's takedowns. The URL carries
+the requester's territory in ``ter``, covered by the signature (the API signs the listener's country),
+so the CDN knows where a segment is played:
+
+- a URL for territory T of a rendition whose logical track is taken down in T (or ``*``) at the time of
+  the request is refused: 403 ``{"error": {"status": 403, "message": "forbidden: track ... is taken down
+  in T", "reason": "taken_down"}}``; the same track's URLs for other territories keep working;
+- a URL with no territory (the form signed before ``ter`` existed) is refused once the track is taken
+  down *anywhere*: the CDN cannot tell where it is played, so it errs on the side of the rights holder;
+- when a takedown reaches the view, every segment of the track's renditions is purged from the edge
+  cache (:meth:`playback.edge_cache.EdgeCache.purge`, ``playlog_cdn_cache_purged``);
+- until the view caught up with the end offsets seen at start, URLs with a territory get 503 with
+  ``Retry-After`` (never an answer from a half-built view); territory-less URLs are judged on what is
+  known so far (they cannot be told apart from URLs of a CDN run without a broker).
+
+The bound: a takedown applies to the next request once its view document is applied, i.e. within one
+consumer poll (<= ~0.2 s: 100 ms consume timeout, 20 ms fetch wait) after the worker published it on
+``view.rights`` / ``view.catalog``; end to end it is the worker's fold-and-publish latency plus that
+(measured here: about 1 s from running ``playlog takedown`` to the first 403). tests/integration/test_cdn_takedown.py checks it over HTTP with a real broker
+and worker, within 60 s. ``/healthz`` reports the view under ``takedowns`` (ready, files known, purged).
 
 Range handling (RFC 9110 section 14):
 - one ``bytes=`` range (``a-b``, ``a-``, suffix ``-n``): 206 with ``Content-Range: bytes a-b/SIZE``;
@@ -46,10 +73,10 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -60,7 +87,10 @@ from prometheus_client.registry import Collector
 from core.settings import DEFAULT_CDN_CACHE_BYTES
 from ingest.store import AudioStore, SegmentNotFound
 from playback.edge_cache import EdgeCache
+from playback.replica import ReplicaFeed
+from playback.replica_state import ReplicaState
 from playback.signing import Signer
+from processors import rights as rights_fold
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +228,84 @@ class SegmentStore:
 
 
 # ---------------------------------------------------------------------------------------------
+# What the CDN knows of the takedowns
+
+
+TAKEDOWN_KINDS = ("catalog", "rights")
+CATCHING_UP_RETRY_S = 2
+
+
+class TakedownView(ReplicaState):
+    """The catalog and rights views as far as the CDN needs them (see the module doc).
+
+    Fed by a :class:`~playback.replica.ReplicaFeed` of kinds :data:`TAKEDOWN_KINDS` (its thread calls
+    :meth:`apply`); ``on_takedown(file_ids)`` is called (on that thread) with every rendition file of a
+    logical track whose view document arrives with a takedown, so the CDN can purge its edge cache.
+    """
+
+    def __init__(self, on_takedown: Callable[[set[str]], None] | None = None) -> None:
+        super().__init__(search=False)
+        self.file_tracks: dict[str, str] = {}  # rendition file_id -> upload track id
+        self.track_files: dict[str, set[str]] = {}  # upload track id -> its rendition file ids
+        self.on_takedown = on_takedown
+
+    def apply(self, kind: str, key: str, doc: Any) -> None:
+        super().apply(kind, key, doc)
+        with self.lock:
+            try:
+                if kind == "catalog" and key.startswith("track:"):
+                    upload = key.partition(":")[2]
+                    self._map_files(upload, doc)
+                elif kind == "rights":
+                    upload = key
+                else:
+                    return
+                canon = self.canonical_id(upload) or upload
+                ids = self.members(canon)
+                files = self.files_of(ids) if self._takedowns(ids) else set()
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("takedown view skipped a %s record %r: %s", kind, key, exc)
+                return
+        if files and self.on_takedown is not None:
+            self.on_takedown(files)
+
+    def _map_files(self, upload: str, doc: dict | None) -> None:
+        for f in self.track_files.pop(upload, ()):
+            if self.file_tracks.get(f) == upload:
+                del self.file_tracks[f]
+        files = {r["file_id"] for r in (doc or {}).get("ladder") or []}
+        for f in files:
+            self.file_tracks[f] = upload
+        if files:
+            self.track_files[upload] = files
+
+    def _takedowns(self, ids: Iterable[str]) -> list[list]:
+        return [entry for t in ids for entry in (self.rights.get(t) or {}).get("takedowns") or ()]
+
+    def files_of(self, ids: Iterable[str]) -> set[str]:
+        return {f for t in ids for f in self.track_files.get(t, ())}
+
+    def refusal(self, file_id: str, territory: str | None, now_ms: int) -> str | None:
+        """Why a segment of ``file_id`` may not be served for ``territory`` at ``now_ms`` (None: it may).
+        ``territory`` None (a URL without one): refused when the track is taken down anywhere."""
+        with self.lock:
+            upload = self.file_tracks.get(file_id)
+            if upload is None:
+                return None  # not a rendition of any track the catalog view knows: nothing taken down
+            canon = self.canonical_id(upload) or upload
+            ids = self.members(canon)
+            if territory is not None:
+                if rights_fold.taken_down(self.rights, ids, territory, now_ms):
+                    return f"track {canon} is taken down in {territory}"
+                return None
+            where = sorted({c for at, _eid, codes, _reason in self._takedowns(ids) if at <= now_ms for c in codes})
+            if where:
+                return (f"track {canon} is taken down in {','.join(where)} and this URL names no territory "
+                        "(ask the API for a new manifest)")
+            return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Metrics
 
 
@@ -236,19 +344,31 @@ class _CdnCollector(Collector):
         yield GaugeMetricFamily(
             "playlog_cdn_cache_budget_bytes", "Edge cache budget", value=cache.budget_bytes
         )
+        yield CounterMetricFamily(
+            "playlog_cdn_cache_purged", "Edge cache entries purged (taken-down renditions)", value=cache.purged
+        )
+        yield CounterMetricFamily(
+            "playlog_cdn_takedown_refusals", "Segment requests refused for a takedown", value=st.takedown_refusals
+        )
+        yield GaugeMetricFamily(
+            "playlog_cdn_takedown_view_ready", "1 once the takedown view caught up with the log",
+            value=1.0 if st.takedowns_ready else 0.0,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # The server
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None,
+           reason: str | None = None) -> web.Response:
     h = {"Content-Type": "application/json", "Cache-Control": "no-store", "Accept-Ranges": "bytes"}
     if headers:
         h.update(headers)
-    return web.Response(
-        body=orjson.dumps({"error": {"status": status, "message": message}}), status=status, headers=h
-    )
+    error: dict[str, Any] = {"status": status, "message": message}
+    if reason is not None:
+        error["reason"] = reason
+    return web.Response(body=orjson.dumps({"error": error}), status=status, headers=h)
 
 
 class Segment:
@@ -281,7 +401,8 @@ class Segment:
 
 
 class CdnState:
-    """Everything a CDN app instance holds: keys, store, cache, counters."""
+    """Everything a CDN app instance holds: keys, store, cache, counters, and (when it follows the
+    views) the takedown view and its feed."""
 
     def __init__(
         self,
@@ -289,11 +410,20 @@ class CdnState:
         store: SegmentStore,
         cache: EdgeCache,
         clock: Callable[[], float] = time.time,
+        *,
+        takedowns: TakedownView | None = None,
+        feed: ReplicaFeed | None = None,
     ):
         self.signer = signer
         self.store = store
         self.cache = cache
         self.clock = clock
+        self.takedowns = takedowns
+        self.feed = feed
+        self.takedown_refusals = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if takedowns is not None:
+            takedowns.on_takedown = self._on_takedown
         self.requests_by_status: dict[int, int] = {}
         self.bytes_served = 0
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
@@ -305,6 +435,44 @@ class CdnState:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+
+    # -- takedowns ------------------------------------------------------------------------------
+
+    @property
+    def takedowns_ready(self) -> bool:
+        """The takedown view caught up with the end offsets its feed saw at start (True without a feed)."""
+        return self.feed is None or self.feed.caught_up
+
+    def _on_takedown(self, files: set[str]) -> None:
+        """From the feed thread: purge the files' segments on the event loop (the cache is not thread-safe)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.purge, files)
+
+    def purge(self, files: set[str]) -> int:
+        n = self.cache.purge(lambda key: key[0] in files)
+        if n:
+            log.info("purged %d cached segment(s) of %d taken-down rendition(s)", n, len(files))
+        return n
+
+    async def start_feed(self, settings: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.feed is not None:
+            self.feed.start(settings)
+
+    async def stop_feed(self) -> None:
+        if self.feed is not None:
+            await asyncio.to_thread(self.feed.stop, 5.0)
+
+    def takedown_status(self) -> dict[str, Any]:
+        if self.takedowns is None:
+            return {"following": False, "ready": True, "purged": self.cache.purged}
+        feed = self.feed
+        return {"following": feed is not None, "ready": self.takedowns_ready,
+                "error": feed.last_error if feed is not None else None,
+                **(feed.progress() if feed is not None else {}),
+                "files": len(self.takedowns.file_tracks), "refused": self.takedown_refusals,
+                "purged": self.cache.purged}
 
     # -- store access -------------------------------------------------------------------------
 
@@ -374,12 +542,21 @@ class CdnState:
         query = request.query
         now = self.clock()
         verdict = self.signer.verify(
-            request.path, query.get("exp"), query.get("kid"), query.get("sig"), now=now
+            request.path, query.get("exp"), query.get("kid"), query.get("sig"), now=now,
+            territory=query.get("ter"),
         )
         if not verdict.ok:
             return _error(403, f"forbidden: {verdict.reason}")
         info = request.match_info
         file_id, segment_s = info["file_id"], info["segment"]
+        if self.takedowns is not None:
+            if verdict.territory is not None and not self.takedowns_ready:
+                return _error(503, "the CDN is catching up with the takedown view; retry shortly",
+                              {"Retry-After": str(CATCHING_UP_RETRY_S)})
+            refusal = self.takedowns.refusal(file_id, verdict.territory, int(now * 1000))
+            if refusal is not None:
+                self.takedown_refusals += 1
+                return _error(403, f"forbidden: {refusal}", reason="taken_down")
         if not _SEGMENT_RE.fullmatch(segment_s):
             return _error(404, "no such segment")
         segment = await self.fetch(file_id, int(segment_s))
@@ -435,7 +612,8 @@ class CdnState:
 
     async def healthz(self, request: web.Request) -> web.Response:
         self._count(200, 0)
-        body = {"status": "ok", "cache_entries": len(self.cache), "cache_hit_ratio": self.cache.hit_ratio}
+        body = {"status": "ok", "cache_entries": len(self.cache), "cache_hit_ratio": self.cache.hit_ratio,
+                "takedowns": self.takedown_status()}
         return web.Response(body=orjson.dumps(body), headers={"Content-Type": "application/json"})
 
     async def fallback(self, request: web.Request) -> web.Response:
@@ -497,11 +675,30 @@ def build_app(
     data_dir: Path,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     clock: Callable[[], float] = time.time,
+    follow: Any = None,
+    takedowns: TakedownView | None = None,
 ) -> web.Application:
-    """The CDN aiohttp application (``app["cdn"]`` is its :class:`CdnState`)."""
-    state = CdnState(signer, SegmentStore(data_dir), EdgeCache(cache_bytes), clock)
+    """The CDN aiohttp application (``app["cdn"]`` is its :class:`CdnState`).
+
+    ``follow``: settings whose broker and topic prefix the takedown view follows (started with the
+    app); ``takedowns``: a view filled by other means (tests). Neither: no takedown checks.
+    """
+    feed = None
+    if follow is not None:
+        takedowns = takedowns or TakedownView()
+        feed = ReplicaFeed(takedowns, TAKEDOWN_KINDS, name="takedown view")
+    state = CdnState(signer, SegmentStore(data_dir), EdgeCache(cache_bytes), clock, takedowns=takedowns, feed=feed)
     app = web.Application(handler_args={"max_field_size": 8190})
     app["cdn"] = state
+
+    async def on_startup(app: web.Application) -> None:
+        await state.start_feed(follow)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await state.stop_feed()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
     app.router.add_get("/audio/{file_id}/{segment}", state.audio)
     app.router.add_get("/metrics", state.metrics)
     app.router.add_get("/healthz", state.healthz)
@@ -514,7 +711,8 @@ def app_from_settings(settings=None) -> web.Application:
 
     settings = settings or load()
     return build_app(
-        signer=Signer.from_settings(settings), data_dir=settings.data_dir, cache_bytes=cache_bytes_from_env()
+        signer=Signer.from_settings(settings), data_dir=settings.data_dir, cache_bytes=cache_bytes_from_env(),
+        follow=settings,
     )
 
 

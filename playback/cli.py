@@ -9,6 +9,11 @@ import click
 
 from core.errors import PlaylogError
 
+# The secrets each server uses (core.settings.require_secrets refuses their development values
+# beyond loopback): the API verifies tokens and signs segment URLs; the CDN verifies them.
+API_SECRETS = ("PLAYLOG_TOKEN_SECRET", "PLAYLOG_SIGNING_KEYS")
+CDN_SECRETS = ("PLAYLOG_SIGNING_KEYS",)
+
 
 @click.command("api")
 @click.option("--host", default=None, help="Bind address (default PLAYLOG_API_HOST, 127.0.0.1).")
@@ -20,10 +25,14 @@ def api_command(host: str | None, port: int | None) -> None:
 
     Follows the view topics (and the player and listening topics) of PLAYLOG_TOPIC_PREFIX on
     PLAYLOG_BOOTSTRAP_SERVERS into in-memory replicas, serves the Spotify-shaped /v1 routes (bearer
-    tokens: playlog token USER_ID), /openapi.json, /metrics and /healthz (503 until caught up).
+    tokens: playlog token USER_ID), /openapi.json, /metrics and /healthz. Every other route answers
+    503 (Retry-After) until the replicas reached the end offsets seen at start; writes are answered
+    once Kafka acknowledged them (503 while the broker is unreachable).
     Segment URLs point at PLAYLOG_CDN_BASE_URL, signed with PLAYLOG_SIGNING_KEYS.
+    Beyond loopback it refuses to start while PLAYLOG_TOKEN_SECRET or PLAYLOG_SIGNING_KEYS has its
+    built-in development value.
     """
-    from core.settings import load
+    from core.settings import load, require_secrets
     from playback import app
 
     try:
@@ -32,6 +41,7 @@ def api_command(host: str | None, port: int | None) -> None:
         raise PlaylogError(str(exc)) from None
     host = host or settings.api_host
     port = settings.api_port if port is None else port
+    require_secrets(settings, host, API_SECRETS, "playlog api")
     click.echo(
         f"API on http://{host}:{port} (topics {settings.topic_prefix}*, broker {settings.bootstrap_servers}, "
         f"CDN {settings.cdn_base_url}); Ctrl-C to stop",
@@ -55,17 +65,24 @@ def api_command(host: str | None, port: int | None) -> None:
 def cdn_command(host: str | None, port: int | None) -> None:
     """Run the CDN host in the foreground until Ctrl-C.
 
-    Serves GET/HEAD /audio/{file_id}/{segment}?exp=&kid=&sig= from the audio store under
-    PLAYLOG_DATA_DIR (signed with PLAYLOG_SIGNING_KEYS), plus /metrics and /healthz.
+    Serves GET/HEAD /audio/{file_id}/{segment}?exp=&kid=[&ter=]&sig= from the audio store under
+    PLAYLOG_DATA_DIR (signed with PLAYLOG_SIGNING_KEYS), plus /metrics and /healthz. Follows the
+    catalog and rights views of PLAYLOG_TOPIC_PREFIX on PLAYLOG_BOOTSTRAP_SERVERS and refuses
+    segments of renditions taken down in the URL's territory.
     Edge cache size: PLAYLOG_CDN_CACHE_BYTES (default 256 MiB).
+    Beyond loopback it refuses to start while PLAYLOG_SIGNING_KEYS has its built-in development value.
     """
-    from core.settings import load
+    from core.settings import load, require_secrets
     from playback import cdn
 
-    settings = load()
+    try:
+        settings = load()
+    except ValueError as exc:
+        raise PlaylogError(str(exc)) from None
     cache_bytes = cdn.cache_bytes_from_env()  # fail fast on a bad value
     host = host or settings.cdn_host
     port = settings.cdn_port if port is None else port
+    require_secrets(settings, host, CDN_SECRETS, "playlog cdn")
     audio_dir = settings.data_dir / "audio"
     if not audio_dir.is_dir():
         click.echo(

@@ -6,13 +6,16 @@ once stored under a file id); each is put with its size in bytes. An entry large
 flush the cache. Evicting only drops the cache's reference: a reader still holding the value
 (a response in flight) keeps it alive until it is done.
 
+``purge(predicate)`` drops every entry whose key matches (the CDN purges the segments of renditions
+that were taken down); purged entries are counted apart from evictions.
+
 Not thread-safe: the CDN uses it from its single event loop.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 
@@ -31,6 +34,7 @@ class EdgeCache:
         self.hits = 0
         self.misses = 0
         self.evictions = 0
+        self.purged = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -65,6 +69,15 @@ class EdgeCache:
             self.size_bytes -= evicted_size
             self.evictions += 1
         return True
+
+    def purge(self, predicate: Callable[[Hashable], bool]) -> int:
+        """Drop every entry whose key satisfies ``predicate``; returns how many were dropped."""
+        doomed = [key for key in self._entries if predicate(key)]
+        for key in doomed:
+            _, size = self._entries.pop(key)
+            self.size_bytes -= size
+        self.purged += len(doomed)
+        return len(doomed)
 
     @property
     def hit_ratio(self) -> float:

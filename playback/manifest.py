@@ -11,11 +11,15 @@ No aiohttp, no I/O, no clock of its own (``now`` is an argument), so it is teste
   ``expires_at`` is that ``exp``.
 - Loudness: ``gain_db`` brings the rendition to :data:`TARGET_LUFS` (``-14 - loudness_lufs`` dB);
   a positive gain is capped so the true peak stays at or below :data:`PEAK_CEILING_DBTP`.
+- ``play_id``: every response carries its own play grant (playback/grants.py), added to the
+  serialized (cached) manifest by :func:`with_play_id`; the client reports the play's events with it.
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote, quote_plus
+
+import orjson
 
 from core.timefmt import format_ts
 from playback.render import uri
@@ -80,3 +84,10 @@ def build_manifest(ladder: list[dict], product: str, signer: Signer, now: float,
     if track_id != canon:
         out["linked_from"] = {"id": track_id, "uri": uri("track", track_id)}
     return out
+
+
+def with_play_id(body: bytes, play_id: str) -> bytes:
+    """A serialized manifest (a JSON object) with ``"play_id"`` added as its last member."""
+    if not body.endswith(b"}") or body == b"{}":
+        raise ValueError("expected a serialized, non-empty manifest object")
+    return body[:-1] + b',"play_id":' + orjson.dumps(play_id) + b"}"

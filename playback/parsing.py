@@ -3,17 +3,28 @@
 Every helper raises :class:`ApiError` (status, message, extra fields) on bad input; the app's
 middleware turns it into the Spotify-style ``{"error": {"status": N, "message": "..."}}`` body.
 The bearer token's user id is stored on the request under :data:`USER_KEY` by that middleware.
+
+Values in range: an integer input (query parameter or JSON field) that becomes an event field is
+checked to the field's Avro range (``int``: 0 .. :data:`INT_MAX` for positions, offsets and
+lengths), ids to :data:`MAX_ID_CHARS` and free text to :data:`MAX_TEXT_CHARS` (the codec's bounds,
+schemas/codec.py), so the API answers 400 naming the field rather than producing an event the
+codec, a sink or a reader would refuse.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from schemas.codec import INT_MAX, MAX_ARRAY_ITEMS, MAX_ID_CHARS, MAX_TEXT_CHARS  # noqa: F401 - the routes' bounds
+
 MAX_BODY = 1 << 20
+REQUIRED: Any = object()  # int_field's default for a required field
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 USER_KEY = web.RequestKey("user_id", str)
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -52,26 +63,58 @@ def user_id(request: web.Request) -> str:
     return request[USER_KEY]
 
 
+def _out_of_range(name: str, lo: int, hi: int) -> ApiError:
+    return ApiError(400, f"Invalid {name}: must be an integer between {lo} and {hi}")
+
+
 def int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int:
-    """Query parameter ``name`` as an int in ``[lo, hi]``; ``default`` None makes it required."""
+    """Query parameter ``name`` as an int in ``[lo, hi]``; ``default`` None makes it required.
+    Only plain decimal digits (with a sign) are an integer: not ``1e3``, ``1_000`` or ``0x10``."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         if default is None:
             raise ApiError(400, f"Missing required parameter {name}")
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"Invalid {name}: expected an integer, got {raw[:40]!r}") from None
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(400, f"Invalid {name}: expected an integer, got {raw[:40]!r}")
+    if len(raw) > 20:  # beyond any 64-bit value: out of range whatever the bounds (and cheap to refuse)
+        raise _out_of_range(name, lo, hi)
+    value = int(raw)
     if not lo <= value <= hi:
-        raise ApiError(400, f"Invalid {name}: must be between {lo} and {hi}")
+        raise _out_of_range(name, lo, hi)
+    return value
+
+
+def int_field(body: dict, name: str, default: Any = REQUIRED, lo: int = 0, hi: int = INT_MAX, *,
+              nullable: bool = False, label: str | None = None) -> Any:
+    """JSON field ``name`` of ``body`` as an int in ``[lo, hi]`` (a JSON integer: not a bool, not
+    ``1.0``): ``default`` when absent (:data:`REQUIRED`: 400 when absent), None when null and
+    ``nullable``. ``label`` names the field in the message (default: ``name``)."""
+    label = label or name
+    if name not in body:
+        if default is REQUIRED:
+            raise ApiError(400, f"Missing required field {label}")
+        return default
+    value = body[name]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise _out_of_range(label, lo, hi)
+    return value
+
+
+def text_param(request: web.Request, name: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """Query parameter ``name`` (stripped; empty when absent) of at most ``max_chars`` characters."""
+    value = request.query.get(name, "").strip()
+    if len(value) > max_chars:
+        raise ApiError(400, f"Invalid {name}: at most {max_chars} characters")
     return value
 
 
 def valid_id(value: Any, what: str = "id") -> str:
-    """A non-empty id of at most 200 characters without whitespace."""
-    if not isinstance(value, str) or not 0 < len(value) <= 200 or any(c.isspace() for c in value):
-        raise ApiError(400, f"Invalid {what}")
+    """A non-empty id of at most :data:`MAX_ID_CHARS` characters without whitespace."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS or any(c.isspace() for c in value):
+        raise ApiError(400, f"Invalid {what}: expected 1 to {MAX_ID_CHARS} characters without spaces")
     return value
 
 
@@ -125,6 +168,7 @@ def bool_field(body: dict, name: str, default: bool) -> bool:
     return value
 
 
-def non_negative_int(value: Any) -> bool:
-    """True for an int >= 0 that is not a bool (JSON ``true`` is not a position)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def non_negative_int(value: Any, hi: int = INT_MAX) -> bool:
+    """True for an int in ``0 .. hi`` (an Avro ``int`` by default) that is not a bool (JSON ``true``
+    is not a position)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= hi

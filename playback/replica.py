@@ -3,12 +3,19 @@
 :class:`ReplicaFeed` runs a background thread with a confluent-kafka consumer **without a consumer
 group** (every partition of the view topics and the ``player`` / ``listening`` event topics assigned
 from the beginning, then followed), decodes each record (JSON view documents, Avro events) and hands
-it to :meth:`playback.replica_state.ReplicaState.apply`, the pure step. :meth:`ReplicaFeed.wait_caught_up`
-waits until the high watermarks seen at call time are reached.
+it to :meth:`playback.replica_state.ReplicaState.apply`, the pure step.
+
+"Ready" means caught up (DESIGN.md, "Recovery is the normal path"): when the feed has its partitions
+assigned it records their end offsets, and the replica is ready once it has applied everything up to
+them, never before. Until then the API answers its ``/v1`` routes with 503 (playback/app.py), so
+nothing is ever answered from a half-built view: after a restart on a long history a track taken down
+yesterday is not "playable" and known users are not "unregistered" while the views rebuild.
+:meth:`ReplicaFeed.wait_caught_up` waits until the high watermarks seen at *call* time are reached.
 
 :class:`Replica` is what the API holds: a :class:`~playback.replica_state.ReplicaState` that owns its
-feed (``start`` / ``stop`` / ``wait_caught_up``) and knows whether it is ``ready`` (caught up once).
-Tests and benchmarks that never call ``start`` use it as plain in-memory state, without a broker.
+feed (``start`` / ``stop`` / ``wait_ready``) and knows whether it is ``ready``. Tests and benchmarks
+that never call ``start`` use it as plain in-memory state, without a broker (ready: nothing to catch
+up with).
 """
 
 from __future__ import annotations
@@ -42,12 +49,29 @@ def topic_names(prefix: str) -> dict[str, str]:
 
 
 class ReplicaFeed:
-    """Consume the replica topics of ``settings.topic_prefix`` in a thread and apply them to ``state``."""
+    """Consume the replica topics of ``settings.topic_prefix`` in a thread and apply them to ``state``.
 
-    def __init__(self, state: ReplicaState) -> None:
+    ``kinds`` picks the topics to follow (default: every kind of :func:`topic_names`; the CDN follows
+    only ``catalog`` and ``rights``). ``state`` needs ``apply(kind, key, doc)``, ``skipped``, ``search``
+    and ``commit_search()`` (a :class:`~playback.replica_state.ReplicaState` has them).
+
+    Caught up. Once its partitions are assigned the feed records the end offset of every one of them
+    (:attr:`start_targets`, "what it saw when it started"); it is :attr:`caught_up` from the moment
+    its position reached each of them (offsets of the records applied, or the end-of-partition event,
+    which also steps over transaction markers), after a search-index commit, and stays so.
+    """
+
+    def __init__(self, state: Any, kinds: tuple[str, ...] = KINDS, *, name: str = "replica") -> None:
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown replica kinds: {sorted(unknown)}")
         self.state = state
+        self.kinds = kinds
+        self.name = name  # in log lines and the thread name
         self.positions: dict[tuple[str, int], int] = {}
+        self.start_targets: dict[tuple[str, int], int] | None = None  # end offsets seen at start
         self.last_error: str | None = None
+        self.caught_up_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = threading.Event()
@@ -56,13 +80,23 @@ class ReplicaFeed:
         self._servers = ""
         self._partitions: list[tuple[str, int]] = []
 
+    @property
+    def started(self) -> bool:
+        """``start`` was called (a feed never started has nothing to catch up with)."""
+        return self._thread is not None or self._stop.is_set()
+
+    @property
+    def caught_up(self) -> bool:
+        """Every partition reached the end offset it had when the feed started (sticky)."""
+        return self.caught_up_event.is_set()
+
     def start(self, settings: Any) -> None:
         """Follow the topics of ``settings.topic_prefix`` in a background thread."""
         if self._thread is not None:
             return
-        self._topics = topic_names(settings.topic_prefix)
+        self._topics = {t: k for t, k in topic_names(settings.topic_prefix).items() if k in self.kinds}
         self._servers = settings.bootstrap_servers
-        self._thread = threading.Thread(target=self._run, args=(settings,), name="replica", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(settings,), name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -77,6 +111,7 @@ class ReplicaFeed:
             "group.id": "playlog-api-replica",  # required by librdkafka; never joined (assign, no commit)
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            "enable.partition.eof": True,  # the end-of-partition event tells when a partition is caught up
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": 20,
@@ -84,22 +119,58 @@ class ReplicaFeed:
         }
 
     def _assign(self, consumer: Any) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+        """Assign every partition of the followed topics from the beginning (waiting for the topics and
+        the broker as long as it takes), then record their end offsets: the targets of "caught up"."""
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
         while not self._stop.is_set():
-            md = consumer.list_topics(timeout=5)
-            missing = [t for t in self._topics if t not in md.topics or md.topics[t].error is not None]
-            if not missing:
-                parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in self._topics for p in md.topics[t].partitions]
-                consumer.assign(parts)
-                self._partitions = [(tp.topic, tp.partition) for tp in parts]
-                return
-            self.last_error = f"waiting for topics: {', '.join(sorted(missing))}"
-            log.info("replica %s", self.last_error)
+            try:
+                md = consumer.list_topics(timeout=5)
+                missing = [t for t in self._topics if t not in md.topics or md.topics[t].error is not None]
+                if not missing:
+                    parts = [TopicPartition(t, p) for t in self._topics for p in md.topics[t].partitions]
+                    targets = {}
+                    for tp in parts:
+                        _lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
+                        targets[(tp.topic, tp.partition)] = hi
+                    consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in parts])
+                    self._partitions = [(tp.topic, tp.partition) for tp in parts]
+                    self.start_targets = targets
+                    return
+                error = f"waiting for topics: {', '.join(sorted(missing))}"
+            except KafkaException as exc:
+                error = f"waiting for the broker at {self._servers}: {exc.args[0].str() if exc.args else exc}"
+            if error != self.last_error:
+                log.info("%s %s", self.name, error)
+            self.last_error = error
             self._stop.wait(1.0)
 
+    def behind(self) -> dict[tuple[str, int], int]:
+        """Records still to read per partition to reach :attr:`start_targets` (empty once caught up)."""
+        targets = self.start_targets
+        if targets is None:
+            return {}
+        positions = self.positions
+        return {tp: hi - positions.get(tp, 0) for tp, hi in targets.items() if positions.get(tp, 0) < hi}
+
+    def progress(self) -> dict[str, Any]:
+        """For ``/healthz``: caught up or not, and how far from the start targets."""
+        if self.start_targets is None:
+            return {"caught_up": self.caught_up, "assigned": False}
+        behind = self.behind()
+        return {"caught_up": self.caught_up, "assigned": True, "partitions_behind": len(behind),
+                "records_behind": sum(behind.values())}
+
+    def _check_caught_up(self) -> None:
+        if self.caught_up or self.start_targets is None or self.behind():
+            return
+        self.state.commit_search()
+        self.caught_up_event.set()
+        log.info("%s caught up with the end offsets seen at start (%d records applied)", self.name,
+                 getattr(self.state, "applied", 0))
+
     def _run(self, settings: Any) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, KafkaError
 
         from schemas.codec import EventError, default_codec
 
@@ -107,17 +178,27 @@ class ReplicaFeed:
         codec = default_codec()
         consumer = Consumer(self._consumer_config(settings))
         self._consumer = consumer
+        positions = self.positions
         try:
             self._assign(consumer)
+            if self._stop.is_set():
+                return
             self.last_error = None
             self._started.set()
+            self._check_caught_up()  # nothing to read (empty topics)
             last_commit = 0.0
             while not self._stop.is_set():
                 msgs = consumer.consume(1000, 0.1)
                 if msgs:
                     for m in msgs:
-                        if m.error() is not None:
-                            log.warning("replica consume error: %s", m.error())
+                        err = m.error()
+                        if err is not None:
+                            if err.code() == KafkaError._PARTITION_EOF:
+                                tp = (m.topic(), m.partition())
+                                if m.offset() > positions.get(tp, 0):
+                                    positions[tp] = m.offset()
+                            else:
+                                log.warning("%s consume error: %s", self.name, err)
                             continue
                         kind = self._topics.get(m.topic())
                         key = m.key().decode() if m.key() is not None else ""
@@ -129,19 +210,24 @@ class ReplicaFeed:
                                 doc = orjson.loads(value) if value is not None else None
                         except (EventError, orjson.JSONDecodeError) as exc:
                             state.skipped += 1
-                            log.warning("replica could not decode %s@%d: %s", m.topic(), m.offset(), exc)
+                            log.warning("%s could not decode %s@%d: %s", self.name, m.topic(), m.offset(), exc)
                         else:
                             state.apply(kind, key, doc)  # type: ignore[arg-type]
-                        self.positions[(m.topic(), m.partition())] = m.offset() + 1
+                        positions[(m.topic(), m.partition())] = m.offset() + 1
+                    self._check_caught_up()
                 now = time.monotonic()
                 if state.search is not None and (not msgs or now - last_commit > 0.25):
                     if state.commit_search():
                         last_commit = now
         except Exception as exc:  # the API keeps serving the last state; the error is visible on /healthz
-            self.last_error = f"replica consumer stopped: {exc}"
-            log.exception("replica consumer stopped")
+            self.last_error = f"{self.name} consumer stopped: {exc}"
+            log.exception("%s consumer stopped", self.name)
         finally:
             consumer.close()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until :attr:`caught_up` (the end offsets seen at start reached); False on timeout."""
+        return self.caught_up_event.wait(timeout)
 
     def wait_caught_up(self, timeout: float = 30.0) -> bool:
         """Wait until every assigned partition reached the high watermark it had when this was called
@@ -169,23 +255,37 @@ class ReplicaFeed:
 
 
 class Replica(ReplicaState):
-    """A :class:`ReplicaState` with its Kafka feed: ``start`` follows the topics, ``ready`` turns true
-    at the first successful :meth:`wait_caught_up` (benchmarks that fill the state by hand set it)."""
+    """A :class:`ReplicaState` with its Kafka feed: ``start`` follows the topics; ``ready`` means caught up
+    with the end offsets the feed saw when it started (and stays true). A replica whose feed was never
+    started is plain in-memory state (tests, benchmarks) and is ready; setting ``ready = True`` forces it
+    (a benchmark that filled the state by hand before following the topics)."""
 
-    def __init__(self, *, search: bool = True) -> None:
+    def __init__(self, *, search: bool = True, kinds: tuple[str, ...] = KINDS) -> None:
         super().__init__(search=search)
-        self.feed = ReplicaFeed(self)
-        self.ready = False  # set by the first successful wait_caught_up
+        self.feed = ReplicaFeed(self, kinds)
+        self._forced_ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._forced_ready or self.feed.caught_up or not self.feed.started
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._forced_ready = bool(value)
 
     @property
     def last_error(self) -> str | None:
-        """The feed's last problem (waiting for topics, consumer stopped), shown on ``/healthz``."""
+        """The feed's last problem (waiting for topics or the broker, consumer stopped), on ``/healthz``."""
         return self.feed.last_error
 
     @property
     def positions(self) -> dict[tuple[str, int], int]:
         """Next offset to read per (topic, partition) consumed so far."""
         return self.feed.positions
+
+    def progress(self) -> dict[str, Any]:
+        """How far the feed is from the end offsets it saw at start (``/healthz``)."""
+        return self.feed.progress()
 
     def start(self, settings: Any) -> None:
         """Follow the topics of ``settings.topic_prefix`` in a background thread."""
@@ -194,10 +294,11 @@ class Replica(ReplicaState):
     def stop(self, timeout: float = 10.0) -> None:
         self.feed.stop(timeout)
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until :attr:`ready`; False on timeout."""
+        return self.ready or self.feed.wait_ready(timeout)
+
     def wait_caught_up(self, timeout: float = 30.0) -> bool:
         """Wait until every assigned partition reached the high watermark it had when this was called
-        (and the search index committed); the replica is ``ready`` from then on. False on timeout."""
-        ok = self.feed.wait_caught_up(timeout)
-        if ok:
-            self.ready = True
-        return ok
+        (and the search index committed). False on timeout."""
+        return self.feed.wait_caught_up(timeout)

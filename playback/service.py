@@ -5,6 +5,15 @@ the Prometheus metrics, and offers the common steps: verify a bearer token (with
 event, produce it and record it as pending on the replica (read-your-writes), look up the calling
 user, the market, a canonical track, and check that a track is playable for the user. Route modules
 (:mod:`playback.routes`) reach it from a request with :func:`api_of`.
+
+Acknowledged means durable: :meth:`PlaybackApi.produce` returns only once Kafka acknowledged every
+event (``acks=all``, idempotent producer; playback/publisher.py bounds the wait), so a route answers
+2xx only for a change that is in the log. When the broker does not acknowledge in time, or is known
+to be unreachable, the route answers 503 with ``Retry-After: WRITE_RETRY_S`` and adds nothing to the
+read-your-writes overlay (the change was not acknowledged; a producer timeout that fires before the
+answer makes it, in all but a lost-acknowledgement race, not written at all).
+Player commands wait too (``ack_player_commands``, True by default; False, which answers before the
+broker acknowledged and can lose the command, is left for load experiments only).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from schemas.codec import default_codec
 
 log = logging.getLogger(__name__)
 
+WRITE_RETRY_S = 5  # Retry-After of a write Kafka did not acknowledge (the publisher's health probe period is 1 s)
+
 
 class PlaybackApi:
     """The API's dependencies (replica, publisher, signer, clock), metrics and shared steps."""
@@ -41,7 +52,7 @@ class PlaybackApi:
         publisher: Any,
         *,
         clock: Callable[[], float] = time.time,
-        ack_player_commands: bool = False,
+        ack_player_commands: bool = True,
     ):
         self.settings = settings
         self.ack_player_commands = ack_player_commands
@@ -71,6 +82,11 @@ class PlaybackApi:
             gauge.labels(name).set_function(lambda name=name: len(getattr(replica, name)))
         Gauge("playlog_api_replica_skipped", "Replica records skipped (malformed)", registry=self.registry
               ).set_function(lambda: replica.skipped)
+        Gauge("playlog_api_replica_ready", "1 once the replicas reached the end offsets seen at start",
+              registry=self.registry).set_function(lambda: 1.0 if replica.ready else 0.0)
+        health = getattr(publisher, "health", None)
+        Gauge("playlog_api_writes_ok", "1 while the broker answers (writes can be acknowledged)",
+              registry=self.registry).set_function(lambda: 1.0 if health is None or health() is None else 0.0)
 
     # -- plumbing --------------------------------------------------------------------------------
     def authorize(self, header: str | None) -> auth.TokenCheck:
@@ -105,7 +121,8 @@ class PlaybackApi:
             else:
                 self.publisher.publish_nowait(events, self._lost)
         except PublishError as exc:
-            raise ApiError(503, f"Could not record the change, try again: {exc}") from None
+            raise ApiError(503, f"Could not record the change, try again: {exc}",
+                           retry_after=WRITE_RETRY_S) from None
         for e in events:
             self.produced.labels(e["type"]).inc()
             self.replica.add_pending(e)

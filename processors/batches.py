@@ -13,10 +13,12 @@ import orjson
 
 from core.timefmt import period_of
 from processors import plays, royalties
+from processors.grants import check_client_event
 from processors.rules import ROYALTY_SOURCE_TYPES
 from processors.statement import StatementLine, to_csv
 from schemas.codec import Codec, EventError
 from schemas.validate import decode_record
+from topics.topic_catalog import topic_rule
 
 
 class RawRecord(NamedTuple):
@@ -31,14 +33,20 @@ class Dead(NamedTuple):
     reason: str
 
 
-def decode_batch(codec: Codec, records: Iterable[RawRecord]) -> tuple[list[tuple[RawRecord, dict]], list[Dead]]:
+def decode_batch(
+    codec: Codec, records: Iterable[RawRecord], prefix: str | None = None
+) -> tuple[list[tuple[RawRecord, dict]], list[Dead]]:
     """Decode wire-format records (``schemas.validate.decode_record``, the step every reader uses);
-    the ones that fail (no value, bytes, schema, invariants) come back as Dead with the reason."""
+    the ones that fail (no value, bytes, trailing bytes, schema, a value out of range, an event type
+    that does not belong on the record's topic, invariants) come back as Dead with the reason.
+
+    The record's topic is its full name; ``prefix`` is the settings' topic prefix (without it, the
+    catalog name is found by its ending: ``topics.topic_catalog.topic_rule``)."""
     good: list[tuple[RawRecord, dict]] = []
     dead: list[Dead] = []
     for rec in records:
         try:
-            event = decode_record(codec, rec.value)
+            event = check_client_event(decode_record(codec, rec.value, *topic_rule(rec.topic, prefix)))
         except EventError as exc:
             dead.append(Dead(rec, exc.reason))
             continue
@@ -98,8 +106,23 @@ def parse_fact(raw: bytes) -> dict[str, Any]:
     return fact
 
 
+def foreign_reason(play_id: str, user_id: str, owner: str) -> str:
+    """The dead-letter reason for another user's events on a play (royalties.md "Plays")."""
+    return (f"play {play_id!r}: events of user {user_id!r} are not part of the play of user {owner!r} "
+            f"and count nowhere")
+
+
 class RoyaltyView:
-    """The live royalty view: the royalty fold over facts, the money step on request."""
+    """The live royalty view: the royalty fold over facts, the money step on request.
+
+    A play_id carrying events of users other than the play's user (the user of its deciding event):
+    those events count nowhere (the fold keeps them apart, processors/royalties.py), and
+    :meth:`apply_batch` dead-letters them once the play's user is known, i.e. when the merged play
+    first holds them, once per (play, other user, play's user). The plays stage cannot: listening
+    events are keyed by user, so another user's events on a play arrive in another partition and
+    batch; the merged play is the first place both are seen. (Their original records are the
+    plays stage's input: the dead letter names the play, the users and the fact that carried them.)
+    """
 
     def __init__(self) -> None:
         self.state = royalties.RoyaltyState()
@@ -107,6 +130,7 @@ class RoyaltyView:
         self.dirty: set[str] = set()  # periods whose statement/streams may have changed
         self.all_dirty = False  # a catalog/rights/takedown fact may touch any period
         self.published: dict[str, set[str]] = {}  # period -> play ids last published as streams
+        self.reported: set[tuple[str, str, str]] = set()  # (play_id, other user, play's user) dead-lettered
 
     def apply(self, fact: dict[str, Any]) -> str | None:
         """Fold one fact; returns the period it touched (None when not a single period)."""
@@ -139,7 +163,7 @@ class RoyaltyView:
         loop cap...). Re-publishing the same state sends the same records: idempotent by key."""
         now = {}
         for pid, country, product, canon, shares in royalties.streams_of(self.state, period):
-            key, ms = self.state.plays[pid]
+            key, ms = self.state.plays[pid][:2]
             now[pid] = orjson.dumps({
                 "play_id": pid, "period": period, "user_id": key[3], "track_id": key[4], "canonical_track_id": canon,
                 "country": country, "product": product, "play_time": key[1], "ms_played": ms,
@@ -153,7 +177,9 @@ class RoyaltyView:
         self, items: Iterable[tuple[bytes, bytes, Any]]
     ) -> tuple[dict[bytes, tuple[bytes, Any]], list[tuple[Any, str]]]:
         """Fold a batch of ``(key, raw fact, source)``; returns what to store per key (the merged
-        play, or the event as it came) with the source of its last fact, and the refused facts."""
+        play, or the event as it came) with the source of its last fact, and what to dead-letter:
+        the refused facts, and other users' events on a play (with the source of the fact that
+        brought them)."""
         store: dict[bytes, tuple[bytes, Any]] = {}
         bad: list[tuple[Any, str]] = []
         plays_touched: dict[bytes, tuple[str, Any]] = {}
@@ -169,9 +195,15 @@ class RoyaltyView:
             else:
                 store[key] = (raw, source)
         for key, (pid, source) in plays_touched.items():
-            k, ms = self.state.plays[pid]
-            merged = plays.summary_of(pid, tuple(k), ms)
+            k, ms, others = self.state.plays[pid]
+            other = tuple((u, m, False) for u, m in sorted(others.items())) if others else ()
+            merged = plays.summary_of(pid, tuple(k), ms, False, other)
             store[key] = (orjson.dumps({"kind": "play", **merged.to_dict()}), source)
+            for u, _, _ in other:
+                seen = (pid, u, k[3])
+                if seen not in self.reported:
+                    self.reported.add(seen)
+                    bad.append((source, foreign_reason(pid, u, k[3])))
         return store, bad
 
     def statement(self, period: str) -> list[StatementLine]:

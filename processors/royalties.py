@@ -7,9 +7,11 @@ royalty.pool_declared events (other types are ignored) into a :class:`RoyaltySta
 How it stays exact whatever the order (DESIGN.md, "Late events and exact money"):
 
 - Every merge is a join that ignores order and duplicates: plays keep ``min`` of their deciding
-  key and ``max`` of ms. Plays enter the view only as summaries assembled by processors/plays.py
-  (``summaries_of``) and merged by :func:`apply_play_summary`: the live plays stage and royalty
-  agent run exactly these, and so does :func:`fold` (the replay engine). Catalog, rights,
+  key and, per user of the play_id, ``max`` of ms; the play's ms is its deciding user's, the other
+  users' events count nowhere (kept apart only so that the join stays exact in any order). Plays
+  enter the view only as summaries assembled by processors/plays.py (``summaries_of``) and merged
+  by :func:`apply_play_summary`: the live plays stage and royalty agent run exactly these, and so
+  does :func:`fold` (the replay engine). Catalog, rights,
   takedown and pool events are kept in lists sorted by (occurred_at, event_id), an event_id
   already present is not added again; ISRC canonicalization is the catalog's ``CatalogIndex``.
   So nothing is decided at fold time: a late track.ingested, rights.changed or takedown is just
@@ -38,7 +40,7 @@ from typing import Any
 from core.timefmt import period_of
 from processors import plays
 from processors.catalog import CatalogIndex
-from processors.plays import PlayKey, PlaySummary
+from processors.plays import Others, PlayKey, PlaySummary
 from processors.rules import (
     DAY_MS,
     IMPOSSIBLE_MS,
@@ -78,7 +80,9 @@ def _insert(entries: list, item: tuple) -> bool:
 
 @dataclass
 class RoyaltyState:
-    # play_id -> [key, ms]; key = (rank, play_time, event_id, user, track, country, product)
+    # play_id -> [key, ms, others]; key = (rank, play_time, event_id, user, track, country, product),
+    # ms = the largest ms_played of the play's user (key[3]); others = None, or {other user: their
+    # largest ms} for a play_id that also carries other users' events (they count nowhere)
     plays: dict[str, list[Any]] = field(default_factory=dict)
     # period -> (user_id, day) -> play ids (derived from plays; rebuilt by from_dict)
     by_period: dict[str, dict[tuple[str, int], set[str]]] = field(default_factory=dict)
@@ -98,7 +102,7 @@ class RoyaltyState:
     # -- plain-data form (JSON-compatible) ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "plays": {pid: [list(a[0]), a[1]] for pid, a in self.plays.items()},
+            "plays": {pid: [list(a[0]), a[1]] + ([a[2]] if a[2] else []) for pid, a in self.plays.items()},
             "catalog": self.catalog.to_dict(),
             "ingests": {
                 isrc: [[o, e, t, [list(s) for s in sh]] for o, e, t, sh in lst]
@@ -121,8 +125,9 @@ class RoyaltyState:
             takedowns={t: [(o, e, tuple(ter)) for o, e, ter in lst] for t, lst in d["takedowns"].items()},
             pools={(p[0], p[1], p[2]): (p[3], p[4], p[5]) for p in d["pools"]},
         )
-        for pid, (key, ms) in d["plays"].items():
-            _merge_play(st, pid, tuple(key), ms)
+        for pid, acc in d["plays"].items():
+            others = tuple((u, m, False) for u, m in acc[2].items()) if len(acc) > 2 and acc[2] else ()
+            _merge_play(st, pid, tuple(acc[0]), acc[1], others)
         return st
 
 
@@ -153,20 +158,36 @@ def _index_remove(state: RoyaltyState, pid: str, key: PlayKey) -> None:
             del state.by_period[period]
 
 
-def _merge_play(state: RoyaltyState, pid: str, key: PlayKey, ms: int) -> None:
+def _merge_play(state: RoyaltyState, pid: str, key: PlayKey, ms: int, others: Others = ()) -> None:
+    """Join a play summary (deciding key, its user's ms, the other users' ms) into the view."""
     acc = state.plays.get(pid)
     if acc is None:
-        state.plays[pid] = [key, ms]
+        state.plays[pid] = [key, ms, {o[0]: o[1] for o in others} or None]
         _index_add(state, pid, key)
         return
-    if ms > acc[1]:
-        acc[1] = ms
     old = acc[0]
-    if key < old:
-        acc[0] = key
-        if key[3] != old[3] or key[1] // DAY_MS != old[1] // DAY_MS:
-            _index_remove(state, pid, old)
-            _index_add(state, pid, key)
+    if not others and acc[2] is None and key[3] == old[3]:  # one user, as nearly every play
+        if ms > acc[1]:
+            acc[1] = ms
+        if key < old:
+            acc[0] = key
+            if key[1] // DAY_MS != old[1] // DAY_MS:
+                _index_remove(state, pid, old)
+                _index_add(state, pid, key)
+        return
+    users = dict(acc[2] or ())
+    users[old[3]] = acc[1]
+    for u, m in ((key[3], ms), *((o[0], o[1]) for o in others)):
+        cur = users.get(u)
+        if cur is None or m > cur:
+            users[u] = m
+    new = key if key < old else old
+    acc[0] = new
+    acc[1] = users.pop(new[3], 0)
+    acc[2] = users or None
+    if new is not old and (new[3] != old[3] or new[1] // DAY_MS != old[1] // DAY_MS):
+        _index_remove(state, pid, old)
+        _index_add(state, pid, new)
 
 
 def _on_track_ingested(state: RoyaltyState, ev: dict) -> None:
@@ -210,9 +231,9 @@ HANDLED_TYPES = ROYALTY_TYPES
 
 
 def apply_play_summary(state: RoyaltyState, summary: PlaySummary) -> tuple[RoyaltyState, tuple[()]]:
-    """Merge a play summary (processors/plays.py) into the view: min of the deciding key, max of ms.
-    The only way plays enter the view, live (facts from the plays stage) and in :func:`fold`."""
-    _merge_play(state, summary.play_id, summary.key, summary.ms)
+    """Merge a play summary (processors/plays.py) into the view: min of the deciding key, per user
+    max of ms. The only way plays enter the view, live (facts from the plays stage) and in :func:`fold`."""
+    _merge_play(state, summary.play_id, summary.key, summary.ms, summary.others)
     return state, ()
 
 
@@ -355,7 +376,8 @@ def streams_of(state: RoyaltyState, period: str) -> list[tuple[str, str, str, st
         if sum(a[1] for _, a in accs) > IMPOSSIBLE_MS:
             continue  # impossible listening: every play of the user that day counts, eligible or not
         by_canon: dict[str, list] = {}
-        for pid, (key, ms) in accs:
+        for pid, acc in accs:
+            key, ms = acc[0], acc[1]
             if ms < MIN_STREAM_MS:
                 continue
             decided = res.stream_shares(key[4], key[5], key[1])

@@ -38,6 +38,21 @@ LOOP_CAP = 20  # streams per (user, canonical track, day)
 PPM = SHARES_TOTAL  # share_ppm of one track's rightsholders sum to this
 FREE_MAX_KBPS = 160  # the free tier streams renditions up to this bitrate; premium streams all
 
+# -- client events (DESIGN.md "The trust boundary"; processors/grants.py) ------------------------
+# A client event carries ``received_at`` (stamped by the API) and, as play_id, a play grant the
+# server issued at ``issued`` (in its payload). It counts only when
+#   issued - CLIENT_SKEW_MS <= occurred_at <= received_at + CLIENT_SKEW_MS,
+#   issued - CLIENT_SKEW_MS <= received_at  and  received_at - issued <= OFFLINE_LICENCE_MS.
+#: clock skew tolerated between the client's clock (occurred_at) and the servers' (issue, receipt):
+#: 5 minutes, about what an unsynchronized phone clock drifts; a play reported as happening more
+#: than this before its manifest, or after its upload, is back- or future-dated.
+CLIENT_SKEW_MS = 5 * 60_000
+#: the offline licence window: plays of an issued manifest may be uploaded (with their original
+#: occurred_at) up to 30 days after the issue, the usual offline-download renewal period of
+#: streaming services; later, the grant has expired. It also bounds back-dating into a closed
+#: period to plays whose manifest was really fetched within 30 days before their upload.
+OFFLINE_LICENCE_MS = 30 * DAY_MS
+
 
 # -- rights resolution (rules 3 and 4) ----------------------------------------------------------
 def rights_allow(entry: tuple | list | None, t: int) -> bool:

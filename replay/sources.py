@@ -8,7 +8,9 @@ without validation (they take no part) and only counted.
 Validation is the live path's own step (schemas/validate.py): Kafka records go through
 ``decode_record`` (as the agents, the plays stage and the sinks decode them), JSON Lines through
 ``parse_json_line`` + ``decode_json``, archive rows through ``check_event``; so a record the live
-path dead-letters is listed here with the same reason.
+path dead-letters is listed here with the same reason. Kafka records and archive rows know their
+topic: an event of a type that does not belong on it is listed (and not used) whatever its type,
+as the live path dead-letters it (``topics.topic_catalog.topic_rule``); JSON Lines carry no topic.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from tqdm import tqdm
 
 from core.errors import PlaylogError
 from core.settings import Settings
+from processors.grants import check_client_event
 from schemas.codec import Codec, EventError, default_codec
 from schemas.validate import check_event, decode_json, decode_record, parse_json_line
+from topics.topic_catalog import topic_rule
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def iter_jsonl(
                 if types is not None and etype in known and etype not in types:
                     report.ignored += 1
                     continue
-                event = decode_json(codec, obj)
+                event = check_client_event(decode_json(codec, obj))
             except EventError as exc:
                 report.add_bad(f"line {lineno}", exc.reason)
                 continue
@@ -180,7 +184,7 @@ def iter_archive(
                 for batch in batches:
                     n = batch.num_rows
                     bar.update(n)
-                    yield from _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc)
+                    yield from _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc, codec)
                     row_base += n
             except pa.ArrowException as exc:
                 raise PlaylogError(f"cannot read {path}: {exc}") from None
@@ -188,17 +192,31 @@ def iter_archive(
         bar.close()
 
 
-def _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc) -> Iterator[dict]:  # noqa: ANN001
+def _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc, codec) -> Iterator[dict]:  # noqa: ANN001
     names = batch.schema.names
     if "type" not in names or "event_id" not in names or "occurred_at" not in names:
         report.add_bad(f"{rel}", "not an archive file: needs the columns type, event_id, occurred_at")
         return
+    # the topic of each row (catalog name): its event types are the ones it may hold
+    rules = {}
+    if "topic" in names:
+        rules = {t: topic_rule(t, "") for t in pc.unique(batch.column("topic")).to_pylist() if t is not None}
     row_index = None
     if wanted is not None:
-        mask = pc.is_in(batch.column("type"), value_set=wanted)
-        # rows of known types we do not want are ignored; unknown types stay (reported below)
+        types_col = batch.column("type")
+        mask = pc.is_in(types_col, value_set=wanted)
+        # rows of known types we do not want are ignored; unknown types stay (reported below), and so
+        # do rows of a type that does not belong on their topic (listed as the live path refuses them)
         known = pa.array(sorted(specs))
-        keep = pc.or_(mask, pc.invert(pc.is_in(batch.column("type"), value_set=known)))
+        keep = pc.or_(mask, pc.invert(pc.is_in(types_col, value_set=known)))
+        judged = sorted(t for t, (_, allowed) in rules.items() if allowed is not None)
+        if judged:
+            topic_col = batch.column("topic")
+            placed = pa.array(sorted(f"{t}\x1f{et}" for t in judged for et in rules[t][1]), type=pa.string())
+            pairs = pc.binary_join_element_wise(topic_col, types_col, "\x1f")
+            misplaced = pc.and_(pc.is_in(topic_col, value_set=pa.array(judged, type=pa.string())),
+                                pc.invert(pc.is_in(pairs, value_set=placed)))
+            keep = pc.or_(keep, misplaced)
         keep = pc.fill_null(keep, True)
         ignored = batch.num_rows - (pc.sum(keep).as_py() or 0)
         report.ignored += ignored
@@ -214,6 +232,7 @@ def _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc) -> Iterat
         arrays.append(col)
     cols = {name: arr.to_pylist() for name, arr in zip(batch.schema.names, arrays, strict=True)}
     types_col, ids, occs = cols["type"], cols["event_id"], cols["occurred_at"]
+    topics_col = cols.get("topic")
     for j in range(batch.num_rows):
         rowno = row_base + (row_index[j] if row_index is not None else j)
         et = types_col[j]
@@ -233,8 +252,9 @@ def _batch_events(batch, rel, row_base, report, specs, wanted, pa, pc) -> Iterat
                 break
             event[fname] = value
         else:
+            rule = rules.get(topics_col[j], (None, None)) if topics_col is not None else (None, None)
             try:
-                check_event(event)
+                check_client_event(check_event(event, *rule, codec=codec))
             except EventError as exc:
                 report.add_bad(f"{rel} row {rowno}", exc.reason)
                 continue
@@ -266,19 +286,23 @@ def iter_kafka(
     codec = codec or default_codec()
     topics = kafka_topics(settings, types)
     bar = _progress(None, "records", "reading kafka", progress)
+    prefix = settings.topic_prefix
     try:
         for rec in iter_records(settings, topics, until_end=True):
             bar.update(1)
             where = f"{rec.topic}[{rec.partition}]@{rec.offset}"
+            rule = topic_rule(rec.topic, prefix)
             if rec.value is not None:
                 try:
-                    if codec.event_type_of(rec.value) not in types:
+                    etype = codec.event_type_of(rec.value)
+                    # passed over: a type not wanted, on its own topic (else decode_record says why not)
+                    if etype not in types and (rule[1] is None or etype in rule[1]):
                         report.ignored += 1
                         continue
                 except Exception:  # noqa: BLE001 - any failure here is a bad header, decode_record says why
                     pass
             try:
-                event = decode_record(codec, rec.value)
+                event = check_client_event(decode_record(codec, rec.value, *rule))
             except EventError as exc:
                 report.add_bad(where, exc.reason)
                 continue

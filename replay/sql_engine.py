@@ -23,6 +23,15 @@ How validity is enforced (events.md "Bad input": invalid events take no part):
 Copies of one ``event_id`` carry the same content (royalties.md), and every rule is a min / max /
 latest / exists over events, which copies do not change, so no explicit dedup pass is needed:
 ties on (occurred_at, event_id) only happen between copies of one event.
+
+Plays, as the fold assembles them (processors/plays.py): the deciding event (earliest play.started,
+else earliest event) over every event of the play_id decides the play's user, and ms is the largest
+``ms_played`` of **that user's** events; other users' events on the play_id count nowhere. Client
+events (``received_at`` set by the API) that break the client-event rule (processors/grants.py: a
+play grant of their user and track, times within its window) take no part at all: the SQL checks
+the grant with the same regular expression and by encoding the event's ids as the grant does, so
+it needs neither the key nor the wall clock; the codec path also lists them as rejected lines,
+with the fold's reason.
 """
 
 from __future__ import annotations
@@ -39,7 +48,16 @@ import duckdb
 import pyarrow as pa
 
 from processors import rules
-from processors.rules import DAY_MS, IMPOSSIBLE_MS, LOOP_CAP, MIN_STREAM_MS, PPM
+from processors.grants import GRANT_PATTERN, client_event_reason
+from processors.rules import (
+    CLIENT_SKEW_MS,
+    DAY_MS,
+    IMPOSSIBLE_MS,
+    LOOP_CAP,
+    MIN_STREAM_MS,
+    OFFLINE_LICENCE_MS,
+    PPM,
+)
 from processors.statement import StatementLine
 from schemas.codec import Codec, EventError, default_codec
 from schemas.invariants import PRODUCTS
@@ -69,6 +87,23 @@ _PLAY_TYPES = _sql_in(rules.PLAY_TYPES)
 _PRODUCTS = _sql_in(PRODUCTS)
 _EVERYWHERE = _sql_str(rules.EVERYWHERE)
 
+
+def _b64u_sql(col: str) -> str:
+    """Unpadded base64url of a VARCHAR's UTF-8 bytes (processors.grants.b64u)."""
+    return f"rtrim(translate(to_base64(encode({col})), '+/', '-_'), '=')"
+
+
+_ISSUED = "TRY_CAST(split_part(play_id, '.', 2) AS BIGINT)"
+#: processors.grants.client_event_reason(event) is None, for a listening event (see the module doc)
+CLIENT_OK_SQL = f"""(received_at IS NULL OR (
+    coalesce(regexp_full_match(play_id, {_sql_str(GRANT_PATTERN)}), false)
+    AND split_part(play_id, '.', 4) = {_b64u_sql('user_id')}
+    AND split_part(play_id, '.', 5) = {_b64u_sql('track_id')}
+    AND received_at >= {_ISSUED} - {CLIENT_SKEW_MS}
+    AND received_at - {_ISSUED} <= {OFFLINE_LICENCE_MS}
+    AND occurred_at >= {_ISSUED} - {CLIENT_SKEW_MS}
+    AND occurred_at <= received_at + {CLIENT_SKEW_MS}))"""
+
 # The columns the engine reads, with their DuckDB types (timestamps as BIGINT epoch ms).
 RS_TYPE = "STRUCT(rightsholder_id VARCHAR, share_ppm INTEGER)[]"
 COLUMNS: dict[str, str] = {
@@ -91,8 +126,9 @@ COLUMNS: dict[str, str] = {
     "territories": "VARCHAR[]",
     "period": "VARCHAR",
     "amount_micros": "BIGINT",
+    "received_at": "BIGINT",
 }
-TS_COLUMNS = ("occurred_at", "valid_from", "valid_to")
+TS_COLUMNS = ("occurred_at", "valid_from", "valid_to", "received_at")
 ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
     "BIGINT": pa.int64(),
@@ -134,27 +170,30 @@ def statement_sql(lo: int, hi: int, kind: str = "statement") -> str:
     """
     return f"""
 WITH
+pev AS (  -- the listening events that may take part: trusted ones, and client ones the grant rule admits
+  SELECT * FROM ev WHERE type IN {_PLAY_TYPES} AND {CLIENT_OK_SQL}
+),
 started AS (  -- per play: its earliest play.started (occurred_at, event_id) and that event's attributes
   SELECT play_id, min({{'t': occurred_at, 'e': event_id, 'u': user_id, 'tr': track_id, 'c': country, 'p': product,
                        'cx': context_uri}}) AS d
-  FROM ev WHERE type = {_STARTED} GROUP BY play_id
-),
-later AS (  -- per play: the largest ms_played of its progress/skipped/completed events
-  SELECT play_id, max(ms_played) AS ms, bool_or(type = {_SKIPPED}) AS skipped
-  FROM ev WHERE type IN {_MS_TYPES} GROUP BY play_id
+  FROM pev WHERE type = {_STARTED} GROUP BY play_id
 ),
 headless AS (  -- plays without any play.started: decided by their earliest event
   SELECT e.play_id, min({{'t': e.occurred_at, 'e': e.event_id, 'u': e.user_id, 'tr': e.track_id, 'c': e.country,
                          'p': e.product, 'cx': e.context_uri}}) AS d
-  FROM ev e SEMI JOIN (SELECT play_id FROM later ANTI JOIN started USING (play_id)) h ON h.play_id = e.play_id
+  FROM pev e ANTI JOIN started s ON s.play_id = e.play_id
   WHERE e.type IN {_MS_TYPES}
   GROUP BY e.play_id
 ),
+deciding AS (SELECT play_id, d FROM started UNION ALL SELECT play_id, d FROM headless),
+later AS (  -- per play: the largest ms_played of the play's user's progress/skipped/completed events
+  SELECT e.play_id, max(e.ms_played) AS ms, bool_or(e.type = {_SKIPPED}) AS skipped
+  FROM pev e JOIN deciding p ON p.play_id = e.play_id AND e.user_id = p.d.u
+  WHERE e.type IN {_MS_TYPES} GROUP BY e.play_id
+),
 plays AS (
-  SELECT s.play_id, s.d, coalesce(l.ms, 0) AS ms, coalesce(l.skipped, false) AS skipped
-  FROM started s LEFT JOIN later l USING (play_id)
-  UNION ALL
-  SELECT h.play_id, h.d, l.ms, l.skipped FROM headless h JOIN later l USING (play_id)
+  SELECT p.play_id, p.d, coalesce(l.ms, 0) AS ms, coalesce(l.skipped, false) AS skipped
+  FROM deciding p LEFT JOIN later l USING (play_id)
 ),
 pp AS (
   SELECT play_id, d.t AS pt, d.u AS user_id, d.tr AS track_id, d.c AS country, d.p AS product, ms, skipped,
@@ -288,12 +327,16 @@ def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def parquet_view_sql(path: Path) -> str:
-    """SELECT of COLUMNS over an archive directory or one Parquet file."""
+def parquet_view_sql(path: Path, present: Iterable[str] | None = None) -> str:
+    """SELECT of COLUMNS over an archive directory or one Parquet file. ``present``: the columns the
+    files have (an archive written before a field existed lacks its column: it reads as NULL)."""
     glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    have = None if present is None else set(present)
     cols = []
     for name in COLUMNS:
-        if name in TS_COLUMNS:
+        if have is not None and name not in have:
+            cols.append(f"CAST(NULL AS {COLUMNS[name]}) AS {name}")
+        elif name in TS_COLUMNS:
             cols.append(f"epoch_ms({name}) AS {name}")
         else:
             cols.append(name)
@@ -324,6 +367,10 @@ def codec_table(path: Path, codec: Codec | None = None) -> tuple[pa.Table, int, 
                 rejected.append((lineno, exc.reason))
                 continue
             if ev["type"] not in relevant:
+                continue
+            reason = client_event_reason(ev)
+            if reason:  # a client event the grant rule refuses: bad input, as the live path dead-letters it
+                rejected.append((lineno, reason))
                 continue
             for c in COLUMNS:
                 cols[c].append(ev.get(c))
@@ -416,7 +463,11 @@ def compute(
         if path.is_dir() or path.suffix == ".parquet":
             if path.is_dir() and not any(path.rglob("*.parquet")):
                 raise SqlEngineError(f"{path}: no Parquet files under it (is it an archive directory?)")
-            con.execute(f"CREATE VIEW ev AS {parquet_view_sql(path)}")
+            glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+            present = [r[0] for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({_sql_str(glob)}, union_by_name = true, "
+                f"hive_partitioning = false)").fetchall()]
+            con.execute(f"CREATE VIEW ev AS {parquet_view_sql(path, present)}")
         elif validate == "codec":
             table, n, rejected = codec_table(path)
             result.events_read, result.rejected = n, rejected

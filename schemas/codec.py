@@ -8,14 +8,38 @@ every timestamp as ``int`` epoch milliseconds (UTC). This is what the pure folds
 - ``to_json(event)`` gives the JSON form back (timestamps as RFC 3339 with milliseconds).
 - ``encode(event)`` / ``decode(data)`` are the Kafka value format: magic byte 0, 4-byte big-endian
   schema id, Avro binary body. Any schema version in the registry can be decoded; the record is
-  resolved to the latest version of its type (readers upcast old data).
+  resolved to the latest version of its type (readers upcast old data). Bytes left over after the
+  Avro body make a record that does not decode ("N trailing bytes after the Avro body").
+
+Values in range: ``from_json``, ``encode`` and ``decode`` all check every value against its Avro type
+(:meth:`Codec.check_values`), so what one of them accepts the others accept too, and the archive
+and the warehouse can always hold what the codec let through (ClickHouse's ``DateTime`` is narrower:
+its sink refuses the rest, sinks/clickhouse.py). A violation is an :class:`EventError` naming the field
+(``"<type>: field 'position_ms' is out of range for int ..."``). The bounds:
+
+| Avro type | bound |
+|---|---|
+| ``int`` | int32: -2,147,483,648 .. 2,147,483,647 |
+| ``long`` | int64: -2^63 .. 2^63 - 1 |
+| ``long`` + ``timestamp-millis`` | 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z (what RFC 3339 can show) |
+| ``double`` / ``float`` | finite (no NaN, no infinity: the JSON form has neither); ``float`` within float32 |
+| ``string``, an id (``event_id``, ``*_id``, items of ``*_ids``) | at most :data:`MAX_ID_CHARS` (256) characters |
+| ``string``, any other (names, titles, uris, keys, reasons, codes) | at most :data:`MAX_TEXT_CHARS` (1024) characters |
+| ``array`` | at most :data:`MAX_ARRAY_ITEMS` (10,000) items (a play request's queue, a playlist edit) |
+| ``enum`` | one of its symbols |
+
+The allowed-string sets that are not Avro enums (product, codec, device type, direction, country
+and period formats) are invariants (schemas/invariants.py), checked by ``from_json`` and by every
+reader through schemas/validate.py.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import math
 import struct
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +53,11 @@ MAGIC = 0
 _HEADER = struct.Struct(">bI")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+TS_MIN, TS_MAX = -62_135_596_800_000, 253_402_300_799_999  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59.999Z
+FLOAT_MAX = 3.4028234663852886e38
+MAX_ID_CHARS = 256  # an id: event_id, *_id, and the items of *_ids
+MAX_TEXT_CHARS = 1024  # any other string
+MAX_ARRAY_ITEMS = 10_000
 
 
 class EventError(ValueError):
@@ -53,6 +82,181 @@ def _is_ts(t: Any) -> bool:
     return isinstance(t, dict) and t.get("logicalType") == "timestamp-millis"
 
 
+def max_chars(field_name: str) -> int:
+    """The most characters a string field may hold: ids (``event_id``, ``*_id``, items of ``*_ids``)
+    :data:`MAX_ID_CHARS`, every other string :data:`MAX_TEXT_CHARS`."""
+    if field_name == "event_id" or field_name.endswith(("_id", "_ids")):
+        return MAX_ID_CHARS
+    return MAX_TEXT_CHARS
+
+
+# A value check: (value, path) -> None, raising EventError("field '<path>' ...") on a violation.
+ValueCheck = Callable[[Any, str], None]
+
+
+def _fail(message: str) -> None:
+    raise EventError(message)
+
+
+def _int_check(lo: int, hi: int, what: str) -> ValueCheck:
+    def check(v: Any, path: str) -> None:
+        if type(v) is not int:
+            if not isinstance(v, int) or isinstance(v, bool):
+                _fail(f"field {path!r} must be an integer, got {_kind(v)}")
+        if not lo <= v <= hi:
+            _fail(f"field {path!r} is out of range for {what} ({lo}..{hi}): {v}")
+
+    return check
+
+
+def _string_check(limit: int) -> ValueCheck:
+    def check(v: Any, path: str) -> None:
+        if not isinstance(v, str):
+            _fail(f"field {path!r} must be a string, got {_kind(v)}")
+        if len(v) > limit:
+            _fail(f"field {path!r} is too long: {len(v)} characters (at most {limit})")
+
+    return check
+
+
+def _bool_check(v: Any, path: str) -> None:
+    if not isinstance(v, bool):
+        _fail(f"field {path!r} must be a boolean, got {_kind(v)}")
+
+
+def _number_check(limit: float) -> ValueCheck:
+    def check(v: Any, path: str) -> None:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            _fail(f"field {path!r} must be a number, got {_kind(v)}")
+        if isinstance(v, float) and not math.isfinite(v):
+            _fail(f"field {path!r} is not a finite number: {v}")
+        if abs(v) > limit:
+            _fail(f"field {path!r} is out of range for float: {v}")
+
+    return check
+
+
+def _null_check(v: Any, path: str) -> None:
+    if v is not None:
+        _fail(f"field {path!r} must be null")
+
+
+def _bytes_check(v: Any, path: str) -> None:
+    if not isinstance(v, bytes | bytearray):
+        _fail(f"field {path!r} must be bytes, got {_kind(v)}")
+
+
+def compile_check(t: Any, name: str) -> ValueCheck:
+    """The value check of Avro type ``t`` for a field called ``name`` (see the module doc's bounds)."""
+    if isinstance(t, list):
+        nullable = "null" in t
+        branches = [compile_check(b, name) for b in t if b != "null"]
+
+        def union(v: Any, path: str) -> None:
+            if v is None:
+                if not nullable:
+                    _fail(f"field {path!r} must not be null")
+                return
+            if not branches:
+                _fail(f"field {path!r} must be null")
+            first: EventError | None = None
+            for branch in branches:
+                try:
+                    branch(v, path)
+                    return
+                except EventError as exc:
+                    first = first or exc
+            raise first  # type: ignore[misc]
+
+        return union
+    if isinstance(t, dict):
+        if _is_ts(t):
+            return _int_check(TS_MIN, TS_MAX, "a timestamp (years 1 to 9999)")
+        kind = t["type"]
+        if kind == "array":
+            item = compile_check(t["items"], name)
+
+            def array(v: Any, path: str) -> None:
+                if not isinstance(v, list | tuple):
+                    _fail(f"field {path!r} must be an array, got {_kind(v)}")
+                if len(v) > MAX_ARRAY_ITEMS:
+                    _fail(f"field {path!r} has too many items: {len(v)} (at most {MAX_ARRAY_ITEMS})")
+                for i, x in enumerate(v):
+                    item(x, f"{path}[{i}]")
+
+            return array
+        if kind == "map":
+            value = compile_check(t["values"], name)
+
+            def mapping(v: Any, path: str) -> None:
+                if not isinstance(v, dict):
+                    _fail(f"field {path!r} must be an object, got {_kind(v)}")
+                if len(v) > MAX_ARRAY_ITEMS:
+                    _fail(f"field {path!r} has too many entries: {len(v)} (at most {MAX_ARRAY_ITEMS})")
+                for k, x in v.items():
+                    if not isinstance(k, str) or len(k) > MAX_TEXT_CHARS:
+                        _fail(f"field {path!r} has a bad key {str(k)[:40]!r}")
+                    value(x, f"{path}.{k}")
+
+            return mapping
+        if kind == "record":
+            return _record_check(t, nested=True)
+        if kind == "enum":
+            symbols = frozenset(t["symbols"])
+
+            def enum(v: Any, path: str) -> None:
+                if v not in symbols:
+                    _fail(f"field {path!r}: {str(v)[:40]!r} is not one of {', '.join(sorted(symbols))}")
+
+            return enum
+        if kind == "fixed":
+            size = t["size"]
+
+            def fixed(v: Any, path: str) -> None:
+                _bytes_check(v, path)
+                if len(v) != size:
+                    _fail(f"field {path!r} must be {size} bytes, got {len(v)}")
+
+            return fixed
+        return compile_check(kind, name)
+    simple: dict[str, ValueCheck] = {
+        "int": _int_check(INT_MIN, INT_MAX, "int"),
+        "long": _int_check(LONG_MIN, LONG_MAX, "long"),
+        "double": _number_check(math.inf),
+        "float": _number_check(FLOAT_MAX),
+        "boolean": _bool_check,
+        "null": _null_check,
+        "bytes": _bytes_check,
+    }
+    if t == "string":
+        return _string_check(max_chars(name))
+    if t in simple:
+        return simple[t]
+    raise ValueError(f"field {name!r}: unsupported Avro type {t!r}")
+
+
+def _record_check(schema: dict, nested: bool) -> ValueCheck:
+    """A record's check: every field present (or with a default, or nullable) and in range.
+    Keys beyond the fields are not checked (the top level carries ``type``; the writer ignores them)."""
+    fields = []
+    for f in schema["fields"]:
+        optional = "default" in f or (isinstance(f["type"], list) and "null" in f["type"])
+        fields.append((f["name"], compile_check(f["type"], f["name"]), optional))
+
+    def record(v: Any, path: str) -> None:
+        if not isinstance(v, dict):
+            _fail(f"field {path!r} must be an object, got {_kind(v)}")
+        for fname, check, optional in fields:
+            where = f"{path}.{fname}" if nested else fname
+            if fname not in v:
+                if optional:
+                    continue
+                _fail(f"field {where!r} is missing" if nested else f"missing field {fname!r}")
+            check(v[fname], where)
+
+    return record
+
+
 def _timestamp_fields(schema: dict) -> tuple[str, ...]:
     out = []
     for f in schema["fields"]:
@@ -71,6 +275,7 @@ class Codec:
         self._readers: dict[str, Any] = {}
         self._ts_fields: dict[str, tuple[str, ...]] = {}
         self._field_names: dict[str, frozenset[str]] = {}
+        self._checks: dict[str, ValueCheck] = {}
         for v in self.registry.versions:
             self._writers[v.id] = fastavro.parse_schema(_strip_logical(copy.deepcopy(v.schema)), _write_hint=False)
         for t in self.registry.event_types:
@@ -78,6 +283,7 @@ class Codec:
             self._readers[t] = self._writers[latest.id]
             self._ts_fields[t] = _timestamp_fields(latest.schema)
             self._field_names[t] = frozenset(f["name"] for f in latest.schema["fields"])
+            self._checks[t] = _record_check(latest.schema, nested=False)
 
     @property
     def event_types(self) -> list[str]:
@@ -106,6 +312,7 @@ class Codec:
                     continue
                 raise EventError(f"{event_type}: missing field {name!r}")
             event[name] = _check(field["type"], obj[name], name)
+        self.check_values(event)
         reason = invalid_reason(event)
         if reason:
             raise EventError(reason)
@@ -122,16 +329,31 @@ class Codec:
             out[n] = format_ts(v) if n in ts and v is not None else v
         return out
 
+    def check_values(self, event: dict) -> dict:
+        """The in-memory event if every value is of its field's Avro type and within the bounds of
+        the module doc (latest schema of its type); EventError ``"<type>: field '<name>' ..."``."""
+        event_type = event.get("type")
+        check = self._checks.get(event_type)  # type: ignore[arg-type]
+        if check is None:
+            raise EventError(f"unknown event type {event_type!r}")
+        try:
+            check(event, "")
+        except EventError as exc:
+            raise EventError(f"{event_type}: {exc.reason}") from None
+        return event
+
     # -- wire format -------------------------------------------------------------------------
     def schema_for(self, event_type: str) -> SchemaVersion:
         return self.registry.latest(event_type)
 
     def encode(self, event: dict) -> bytes:
-        """Confluent wire format bytes of a (valid) event, with its type's latest schema id."""
+        """Confluent wire format bytes of an event, with its type's latest schema id; EventError
+        (naming the field) for a value not of its type or out of its range (:meth:`check_values`)."""
         try:
             version = self.registry.latest(event["type"])
         except KeyError:
             raise EventError(f"unknown event type {event.get('type')!r}") from None
+        self.check_values(event)
         buf = io.BytesIO()
         buf.write(_HEADER.pack(MAGIC, version.id))
         try:
@@ -141,7 +363,8 @@ class Codec:
         return buf.getvalue()
 
     def decode(self, data: bytes) -> dict:
-        """The event in Confluent wire format bytes; EventError when they are not one of ours."""
+        """The event in Confluent wire format bytes; EventError when they are not one of ours: bad
+        header, a body that does not decode or leaves trailing bytes, a value out of range."""
         if data is None or len(data) < 5:
             raise EventError("record too short for the wire format (needs magic byte and schema id)")
         magic, schema_id = _HEADER.unpack_from(data)
@@ -153,14 +376,17 @@ class Codec:
             raise EventError(f"unknown schema id {schema_id}") from None
         writer = self._writers[schema_id]
         reader = self._readers[version.event_type]
+        body = io.BytesIO(data)
+        body.seek(5)
         try:
-            event = fastavro.schemaless_reader(
-                io.BytesIO(data[5:]), writer, None if reader is writer else reader
-            )
+            event = fastavro.schemaless_reader(body, writer, None if reader is writer else reader)
         except Exception as exc:  # fastavro raises many kinds on garbage bytes
             raise EventError(f"{version.event_type}: Avro body does not decode: {exc!r}") from None
+        trailing = len(data) - body.tell()
+        if trailing:
+            raise EventError(f"{version.event_type}: {trailing} trailing bytes after the Avro body")
         event["type"] = version.event_type
-        return event
+        return self.check_values(event)
 
     def event_type_of(self, data: bytes) -> str:
         """The event type of wire-format bytes without decoding the body."""
@@ -168,7 +394,8 @@ class Codec:
 
 
 def _check(t: Any, value: Any, path: str) -> Any:
-    """Check a JSON value against an Avro type of our subset; return the in-memory value."""
+    """Check a JSON value's shape against an Avro type of our subset; return the in-memory value
+    (the bounds are :meth:`Codec.check_values`'s, applied to the whole event next)."""
     if isinstance(t, list):  # union: our schemas only use ["null", X]
         if value is None:
             if "null" in t:
@@ -216,10 +443,7 @@ def _check(t: Any, value: Any, path: str) -> Any:
     if t in ("int", "long"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise EventError(f"field {path!r} must be an integer, got {_kind(value)}")
-        lo, hi = (INT_MIN, INT_MAX) if t == "int" else (LONG_MIN, LONG_MAX)
-        if not lo <= value <= hi:
-            raise EventError(f"field {path!r} is out of range for {t}")
-        return value
+        return value  # its range: Codec.check_values
     if t in ("double", "float"):
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise EventError(f"field {path!r} must be a number, got {_kind(value)}")

@@ -140,42 +140,79 @@ def timestamp_columns() -> frozenset[str]:
 Record = tuple[str, int, int, "str | None", dict]  # (topic, partition, offset, key, event)
 
 
+def _row(record: Record, names: list[str], fc: dict[str, dict[str, str]]) -> dict[str, Any]:
+    topic, partition, offset, key, event = record
+    row = dict.fromkeys(names)
+    row["topic"] = topic
+    row["partition"] = partition
+    row["offset"] = offset
+    row["key"] = key
+    row["type"] = event["type"]
+    row["event_id"] = event["event_id"]
+    row["occurred_at"] = event["occurred_at"]
+    mapping = fc.get(event["type"], {})
+    for fname, value in event.items():
+        if fname in ("type", "event_id", "occurred_at"):
+            continue
+        col = mapping.get(fname, column_name(fname))
+        if col in row:
+            row[col] = value
+    return row
+
+
+def _array(values: list[Any], f: pa.Field) -> pa.Array:
+    if f.type == TS:
+        return pa.array(values, type=pa.int64()).cast(TS)
+    return pa.array(values, type=f.type)
+
+
 def records_to_table(records: Iterable[Record], schema: pa.Schema | None = None) -> pa.Table:
     """An Arrow table in the archive layout from ``(topic, partition, offset, key, event)`` records.
 
-    Timestamps stay epoch milliseconds on the way in (Arrow's ``timestamp[ms]`` storage).
+    Timestamps stay epoch milliseconds on the way in (Arrow's ``timestamp[ms]`` storage). Raises one
+    of :data:`CONVERSION_ERRORS` when a value does not fit its column (see :func:`unwritable`).
     """
     schema = schema or archive_schema()
-    cols: dict[str, list[Any]] = {f.name: [] for f in schema}
     names = [f.name for f in schema]
+    cols: dict[str, list[Any]] = {name: [] for name in names}
     fc = field_columns()
-    n = 0
-    for topic, partition, offset, key, event in records:
-        row = dict.fromkeys(names)
-        row["topic"] = topic
-        row["partition"] = partition
-        row["offset"] = offset
-        row["key"] = key
-        row["type"] = event["type"]
-        row["event_id"] = event["event_id"]
-        row["occurred_at"] = event["occurred_at"]
-        mapping = fc.get(event["type"], {})
-        for fname, value in event.items():
-            if fname in ("type", "event_id", "occurred_at"):
-                continue
-            col = mapping.get(fname, column_name(fname))
-            if col in row:
-                row[col] = value
+    for record in records:
+        row = _row(record, names, fc)
         for name in names:
             cols[name].append(row[name])
-        n += 1
-    arrays = []
-    for f in schema:
-        if f.type == TS:
-            arrays.append(pa.array(cols[f.name], type=pa.int64()).cast(TS))
-        else:
-            arrays.append(pa.array(cols[f.name], type=f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([_array(cols[f.name], f) for f in schema], schema=schema)
+
+
+#: what pyarrow raises for a value its column cannot hold (an int beyond int32, a wrong type, ...)
+CONVERSION_ERRORS: tuple[type[BaseException], ...] = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError,
+                                                      TypeError, ValueError)
+
+
+def unwritable(records: Sequence[Record], schema: pa.Schema | None = None) -> list[tuple[int, str]]:
+    """``(index, why)`` of the records that cannot become archive rows (a value its column cannot
+    hold), naming the field. The whole batch is tried first: it costs one conversion when all is well."""
+    schema = schema or archive_schema()
+    try:
+        records_to_table(records, schema)
+        return []
+    except CONVERSION_ERRORS:
+        pass
+    names = [f.name for f in schema]
+    fc = field_columns()
+    out = []
+    for i, record in enumerate(records):
+        try:
+            row = _row(record, names, fc)
+        except (KeyError, TypeError, AttributeError) as exc:
+            out.append((i, f"not an event: {exc!r}"))
+            continue
+        for f in schema:
+            try:
+                _array([row[f.name]], f)
+            except CONVERSION_ERRORS as exc:
+                out.append((i, f"field {f.name!r}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"))
+                break
+    return out
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,6 +4,14 @@ A sink takes batches of decoded records with ``write(batch)`` and makes them dur
 ``flush()``. The runner commits Kafka offsets only after ``flush()`` returned (quix-streams'
 checkpoint order: flush sinks, then commit), so a crash between the two re-delivers the batch:
 every sink must therefore be idempotent on (topic, partition, offset).
+
+Bad input never stops a sink (spec/events.md "Bad input"). Beyond the protocol, a sink may offer
+(the archive, the warehouse and ClickHouse do; sinks/runner.py uses them when present):
+- ``reject(batch) -> [(index, why)]``: the records it cannot write (a value its column type cannot
+  hold), found without writing anything; the runner dead-letters them and writes the rest;
+- ``data_errors`` (exception types) and ``discard()``: a flush that raises one of those was
+  refused by the store because of a value; the runner discards the pending batch and writes it
+  again in halves to find and dead-letter the refused record(s).
 """
 
 from __future__ import annotations

@@ -14,12 +14,19 @@ DateTime64 or Map; event time is kept both as ``DateTime`` (seconds, for groupin
 
 On servers that support it (>= 22.2) every insert also carries an ``insert_deduplication_token``
 made of the batch's key range, so the server itself drops a retried block.
+
+A record ClickHouse cannot hold (an ``occurred_at`` outside ``DateTime``, 1970-01-01 to
+2106-02-07, which the codec's years 1 to 9999 allow; a value beyond its column's integer type) is
+refused by :meth:`ClickHouseSink.reject` before anything is written, in ClickHouse or in the
+warehouse the derived tables come from, and the runner dead-letters it: clickhouse-driver would
+otherwise fail the whole insert, or silently store a ``Date`` out of range as 1970-01-01.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 import time
 from datetime import UTC, date, datetime
 from typing import Any
@@ -93,6 +100,33 @@ def client_for(url: str, **kwargs: Any):
     return Client(**cfg, **kwargs), db
 
 
+DATETIME_MAX_MS = (2**32 - 1) * 1000 + 999  # ClickHouse DateTime: UInt32 seconds since the epoch
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def row_problem(rec: Record) -> str | None:
+    """Why ClickHouse cannot hold the ``events`` row of a record (naming the field), or None."""
+    topic, partition, offset, key, ev = rec
+    ms = ev.get("occurred_at")
+    if not isinstance(ms, int) or not 0 <= ms <= DATETIME_MAX_MS:
+        return f"field 'occurred_at' is outside ClickHouse DateTime (1970-01-01 to 2106-02-07): {ms}"
+    for name, value, (lo, hi) in (("partition", partition, _INT32), ("offset", offset, _INT64),
+                                  ("ms_played", ev.get("ms_played"), _INT32)):
+        if value is not None and (not isinstance(value, int) or not lo <= value <= hi):
+            return f"field {name!r} is out of range for ClickHouse Int{32 if hi == _INT32[1] else 64}: {value}"
+    for name in ("topic", "type", "event_id", "play_id", "user_id", "track_id", "country", "product",
+                 "context_uri"):
+        value = topic if name == "topic" else ev.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"field {name!r} must be a string for ClickHouse, got {type(value).__name__}"
+    try:
+        orjson.dumps(ev)
+    except TypeError as exc:
+        return f"payload cannot be JSON: {exc}"
+    return None
+
+
 def _event_row(rec: Record, codec) -> tuple:
     topic, partition, offset, key, ev = rec
     ms = ev["occurred_at"]
@@ -138,6 +172,29 @@ class ClickHouseSink:
     def write(self, batch: list[Record]) -> None:
         self._pending.extend(batch)
 
+    @property
+    def data_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors of a flush that a value caused (the runner isolates the record, sinks/runner.py)."""
+        from clickhouse_driver.errors import TypeMismatchError
+
+        return (struct.error, OverflowError, TypeMismatchError, *getattr(self.warehouse, "data_errors", ()))
+
+    def reject(self, batch: list[Record]) -> list[tuple[int, str]]:
+        """``(index, why)`` of the records ClickHouse (or the warehouse) cannot hold."""
+        out = dict(self.warehouse.reject(batch)) if self.warehouse is not None else {}
+        for i, rec in enumerate(batch):
+            if i not in out:
+                why = row_problem(rec)
+                if why:
+                    out[i] = why
+        return sorted(out.items())
+
+    def discard(self) -> None:
+        """Forget what was written since the last flush (after a flush that failed)."""
+        self._pending.clear()
+        if self.warehouse is not None:
+            self.warehouse.discard()
+
     def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple], token: str) -> None:
         if not rows:
             return
@@ -152,10 +209,10 @@ class ClickHouseSink:
             return
         uniq = {(r[0], r[1], r[2]): r for r in self._pending}
         recs = [uniq[k] for k in sorted(uniq)]
+        rows = [_event_row(r, self.codec) for r in recs]  # before the warehouse: a bad value fails here
         if self.warehouse is not None:
             self.warehouse.write(recs)
             self.warehouse.flush()
-        rows = [_event_row(r, self.codec) for r in recs]
         token = hashlib.sha1(repr([(k[0], k[1], k[2]) for k in (recs[0][:3], recs[-1][:3])]).encode()).hexdigest()
         self._insert("events", EVENT_COLUMNS, rows, f"events-{token}-{len(rows)}")
         if self.warehouse is not None and self.warehouse.last_refreshed:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from processors.rules import PLAY_TYPES
 from replay.sql_engine import COLUMNS, PLAY_COLUMNS, TS_COLUMNS, period_bounds, statement_sql
-from sinks.archive_schema import archive_schema, records_to_table
+from sinks.archive_schema import CONVERSION_ERRORS, archive_schema, records_to_table, unwritable
 from sinks.base import Record
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS statements (
 """
 
 CATALOG_TYPES = ("track.ingested", "rights.changed", "track.taken_down")
+
+#: errors of a flush that a value caused, not the file or the disk (the runner isolates the record)
+DATA_ERRORS: tuple[type[BaseException], ...] = (*CONVERSION_ERRORS, duckdb.ConversionException,
+                                                duckdb.OutOfRangeException, duckdb.ConstraintException,
+                                                duckdb.InvalidInputException, duckdb.TypeMismatchException)
 
 
 def _duck_type(t: pa.DataType) -> str:
@@ -72,6 +77,13 @@ def events_ddl() -> str:
     return f"CREATE TABLE IF NOT EXISTS events ({', '.join(cols)}, PRIMARY KEY (topic, \"partition\", \"offset\"))"
 
 
+def upgrade_ddl() -> list[str]:
+    """``ADD COLUMN IF NOT EXISTS`` for every (nullable) archive column, so an existing warehouse
+    follows schema evolution (an optional field added to an event type, e.g. ``received_at``)."""
+    return [f'ALTER TABLE events ADD COLUMN IF NOT EXISTS "{f.name}" {_duck_type(f.type)}'
+            for f in archive_schema() if f.nullable]
+
+
 def ev_view_sql(table: str = "events") -> str:
     """The sql engine's input relation (COLUMNS, timestamps as epoch ms) over the events table."""
     cols = [f"epoch_ms({c}) AS {c}" if c in TS_COLUMNS else c for c in COLUMNS]
@@ -88,6 +100,7 @@ class DuckDBWarehouse:
     """Sink writing the warehouse file at ``path`` (see module doc)."""
 
     name = "duckdb"
+    data_errors = DATA_ERRORS
 
     def __init__(self, path: Path | str, derive: bool = True):
         self.path = Path(path)
@@ -96,6 +109,8 @@ class DuckDBWarehouse:
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
         self.con.execute(events_ddl())
+        for ddl in upgrade_ddl():  # a warehouse written before a field was added gets its column
+            self.con.execute(ddl)
         self.con.execute(DERIVED_DDL)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW ev AS {ev_view_sql()}")
         self.derive = derive
@@ -104,6 +119,14 @@ class DuckDBWarehouse:
 
     def write(self, batch: list[Record]) -> None:
         self._pending.extend(batch)
+
+    def reject(self, batch: list[Record]) -> list[tuple[int, str]]:
+        """``(index, why)`` of the records no ``events`` row can hold (the runner dead-letters them)."""
+        return unwritable(batch, archive_schema())
+
+    def discard(self) -> None:
+        """Forget what was written since the last flush (a failed flush rolled its transaction back)."""
+        self._pending.clear()
 
     def affected_periods(self, table: pa.Table) -> list[str]:
         """Periods whose plays/streams/statement a batch of events can change."""

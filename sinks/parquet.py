@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sinks.archive_schema import archive_schema, file_path, records_to_table, utc_date
+from sinks.archive_schema import (
+    CONVERSION_ERRORS,
+    archive_schema,
+    file_path,
+    records_to_table,
+    unwritable,
+    utc_date,
+)
 from sinks.base import Record
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,8 @@ class ParquetArchive:
     """Sink writing the archive under ``root`` (see module doc)."""
 
     name = "parquet"
+    #: errors of a flush that a value caused (the runner isolates the record, sinks/runner.py)
+    data_errors = CONVERSION_ERRORS
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -62,6 +71,14 @@ class ParquetArchive:
 
     def write(self, batch: list[Record]) -> None:
         self._pending.extend(batch)
+
+    def reject(self, batch: list[Record]) -> list[tuple[int, str]]:
+        """``(index, why)`` of the records no archive row can hold (the runner dead-letters them)."""
+        return unwritable(batch, self.schema)
+
+    def discard(self) -> None:
+        """Forget what was written since the last flush (after a flush that failed)."""
+        self._pending.clear()
 
     # -- files of a topic-partition ------------------------------------------------------------
     def _existing(self, topic: str, partition: int) -> list[tuple[int, int, Path]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -58,5 +59,47 @@ def init_group_offsets(settings: Settings, group_id: str, topics: list[str], tim
                     log.warning("could not initialise the offsets of group %s: %s", group_id, exc)
                     return 0
                 time.sleep(0.5)
+    finally:
+        c.close()
+
+
+class PartitionLag(NamedTuple):
+    committed: int  # the group's next offset to read (the low watermark when never committed)
+    end: int  # the high watermark
+    lag: int  # records not yet committed
+    oldest_unprocessed_ms: int | None  # Kafka timestamp of the first record not yet committed
+
+
+def partition_lag(settings: Settings, group_id: str, topics: list[str], *, with_times: bool = True,
+                  timeout: float = 10.0) -> dict[tuple[str, int], PartitionLag]:
+    """Per (topic, partition): the group's committed offset, the end offset, the lag in records and
+    (``with_times``) the timestamp of the oldest record not yet committed, from which the lag in
+    seconds follows (now minus that timestamp)."""
+    c = Consumer({**consumer_config(settings, group_id), "enable.auto.commit": False})
+    try:
+        ends = end_offsets(c, topics, timeout)
+        committed = c.committed([TopicPartition(t, p) for (t, p) in ends], timeout=timeout)
+        out: dict[tuple[str, int], PartitionLag] = {}
+        behind: list[TopicPartition] = []
+        for tp in committed:
+            lo, hi = ends[(tp.topic, tp.partition)]
+            pos = tp.offset if tp.offset >= 0 else lo
+            out[(tp.topic, tp.partition)] = PartitionLag(pos, hi, max(0, hi - pos), None)
+            if hi > pos:
+                behind.append(TopicPartition(tp.topic, tp.partition, max(pos, lo)))
+        if with_times and behind:
+            c.assign(behind)
+            want = {(tp.topic, tp.partition) for tp in behind}
+            deadline = time.monotonic() + timeout
+            while want and time.monotonic() < deadline:
+                for msg in c.consume(num_messages=len(want), timeout=0.5):
+                    key = (msg.topic(), msg.partition())
+                    if msg.error() is None and key in want:
+                        want.discard(key)
+                        kind, ts = msg.timestamp()
+                        if kind != 0:  # TIMESTAMP_NOT_AVAILABLE
+                            out[key] = out[key]._replace(oldest_unprocessed_ms=ts)
+                        c.pause([TopicPartition(*key)])
+        return out
     finally:
         c.close()

@@ -3,6 +3,10 @@
 Events are keyed as spec/events.md says so that per-entity order holds: catalog and rights by
 track (artists/albums by their own id), users/listening/player by user, playlists by playlist,
 finance by ``period|country|product``.
+
+The catalog also says which event types belong on which topic: :func:`topic_rule` gives every
+reader the ``(topic, allowed types)`` pair that ``schemas.validate`` checks a record against, so an
+event produced to a topic it does not belong on is refused with one reason everywhere.
 """
 
 from __future__ import annotations
@@ -94,6 +98,33 @@ def key_of(event: dict) -> str:
             "playlists": "playlist_id",
         }[topic]
     return event[field]
+
+
+def event_types_on(name: str) -> frozenset[str] | None:
+    """The event types a catalog topic (name without the prefix) carries; None for a topic the catalog
+    does not know. Derived topics carry no events (an empty set)."""
+    for t in load_catalog():
+        if t.name == name:
+            return frozenset(t.event_types)
+    return None
+
+
+@lru_cache(maxsize=4096)
+def topic_rule(topic: str, prefix: str | None = None) -> tuple[str | None, frozenset[str] | None]:
+    """``(catalog name, event types it carries)`` of a topic name as a reader sees it, for
+    ``schemas.validate`` (``(None, None)``: a topic the catalog does not know, nothing to check).
+
+    With ``prefix`` (the settings' topic prefix) the name is ``prefix + catalog name``; without it (or
+    when the name does not start with it) the catalog name is the longest one the name ends with, so
+    ``"playlog.listening"`` and ``"t1x2.listening"`` are both ``listening`` and ``"p.view.catalog"`` is
+    ``view.catalog``, not ``catalog``."""
+    names = [t.name for t in load_catalog()]
+    if prefix is not None and topic.startswith(prefix) and topic[len(prefix):] in names:
+        name: str | None = topic[len(prefix):]
+    else:
+        ends = [n for n in names if topic.endswith(n)]
+        name = max(ends, key=len) if ends else None
+    return (name, event_types_on(name)) if name is not None else (None, None)
 
 
 def source_topics() -> list[TopicSpec]:

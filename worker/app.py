@@ -25,6 +25,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -37,10 +38,12 @@ from processors.batches import RawRecord
 from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.topic_catalog import topic_spec
+from worker import progress
 
 log = logging.getLogger(__name__)
 
 BATCH = 20000
+PROGRESS_EVERY = 5.0  # seconds between lag samples (/metrics, /livez)
 PUBLISH_EVERY = 5.0  # seconds between publications of streams and statements
 WITHIN = 0.05
 
@@ -79,6 +82,45 @@ async def until_done(what: str, step: Callable[[], Awaitable[None]]) -> None:
             log.exception("%s: batch failed; retrying in %.1fs", what, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+class _Fault:
+    """Tests only (``PLAYLOG_WORKER_FAULT=stall_after:<n>``): after n batches the source agents stop
+    processing (the web pages still answer), once per state dir, to prove the liveness check."""
+
+    def __init__(self, settings: Settings, datadir: Path) -> None:
+        where, _, n = settings.worker_fault.partition(":")
+        self.after = int(n) if where == "stall_after" and n.isdigit() else None
+        self.marker = Path(datadir) / "fault-stalled"
+        self.batches = 0
+
+    async def maybe_stall(self) -> None:
+        if self.after is None or self.marker.exists():
+            return
+        self.batches += 1
+        if self.batches > self.after:
+            self.marker.write_text("stalled by PLAYLOG_WORKER_FAULT\n")
+            log.warning("fault injection: agents stall after %d batches", self.after)
+            await asyncio.Event().wait()
+
+
+async def finish_or_hold(events: list, work: Awaitable[None]) -> None:
+    """Run a batch's work; if it does not finish (the agent is cancelled: a stop, a restart), hold
+    the batch's offsets back from the commit.
+
+    ``stream.take_events`` acks every event of the batch it yielded in a ``finally``, also when the
+    agent is cancelled half-way through it, and Faust then commits those offsets at shutdown: a
+    graceful stop (SIGTERM) during a batch lost the batch (seen: a worker stopped while its agents
+    were stalled came back with lag 0 and a statement missing plays). Marking the messages acked
+    *without* telling the consumer makes that cleanup a no-op, so the offsets stay uncommitted and
+    the batch is delivered again after the restart (every effect is idempotent).
+    """
+    try:
+        await work
+    except BaseException:
+        for e in events:
+            e.message.acked = True  # Message.ack() returns early: the consumer never marks them done
+        raise
 
 
 def _raw(event: Any) -> RawRecord:
@@ -136,6 +178,8 @@ def create_app(
     view = batches.RoyaltyView()
     rebuilt = {"done": False}
     stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
+    processed: dict[str, int] = {}  # source topic (catalog name) -> records this worker's agents processed
+    fault = _Fault(settings, datadir)
 
     async def send_dead(dead: list[batches.Dead]) -> None:
         for d in dead:
@@ -148,7 +192,7 @@ def create_app(
         async for events in stream.take_events(BATCH, within=WITHIN):
             async def step(events: list = events) -> None:
                 t0 = time.perf_counter()
-                good, dead = batches.decode_batch(codec, [_raw(e) for e in events])
+                good, dead = batches.decode_batch(codec, [_raw(e) for e in events], prefix=prefix)
                 await send_dead(dead)
                 facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
                 for packed in batches.pack_facts(facts):
@@ -156,7 +200,7 @@ def create_app(
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
 
-            await until_done("listening", step)
+            await finish_or_hold(events, until_done("listening", step))
 
     if faust_plays:
         app.agent(listening_t, name="listening")(listening)
@@ -214,8 +258,9 @@ def create_app(
                         royalty_facts[key] = raw
                 stats["royalty"] += len(events)
                 stats["royalty_s"] += time.perf_counter() - t0
+                processed["royalty.inputs"] = processed.get("royalty.inputs", 0) + len(events)
 
-            await until_done("royalty", step)
+            await finish_or_hold(events, until_done("royalty", step))
 
     streams_t = topic("streams")
     statements_t = topic("view.royalties")
@@ -250,8 +295,9 @@ def create_app(
         async def agent(stream: faust.StreamT) -> None:
             async for events in stream.take_events(BATCH, within=WITHIN):
                 async def step(events: list = events) -> None:
+                    await fault.maybe_stall()
                     pairs = [(_raw(e), e) for e in events]
-                    good, dead = batches.decode_batch(codec, [r for r, _ in pairs])
+                    good, dead = batches.decode_batch(codec, [r for r, _ in pairs], prefix=prefix)
                     await send_dead(dead)
                     by_rec = {(r.topic, r.partition, r.offset): e for r, e in pairs}
                     items = [(by_rec[(r.topic, r.partition, r.offset)], ev) for r, ev in good]
@@ -272,7 +318,8 @@ def create_app(
                         for packed in batches.pack_facts(facts):
                             inputs_t.send_soon(key=source.encode(), value=packed, force=True)
 
-                await until_done(f"topic {source}", step)
+                await finish_or_hold(events, until_done(f"topic {source}", step))
+                processed[source] = processed.get(source, 0) + len(events)
 
         agent.__name__ = f"on_{source}"
         app.agent(topic(source), name=f"on_{source}")(agent)
@@ -298,6 +345,50 @@ def create_app(
             ready = ensure_rebuilt()
             return self.json({"owner": owner() and ready, "royalty_facts": view.facts, "periods": view.periods(),
                               "processed": stats})
+
+    # -- progress you can see: lag per partition, processed per topic, liveness -------------------
+    faust_topics = [prefix + t for t in [*source_names, "royalty.inputs"]]
+    detector = progress.StallDetector(settings.worker_stall_seconds)
+    latest = {"sample": progress.Sample()}
+
+    def sample_now() -> progress.Sample:  # runs in a thread: blocking Kafka admin calls
+        from topics.lag import partition_lag
+
+        parts = {}
+        for group, topics in ((f"{prefix}worker", faust_topics), (f"{prefix}plays", [prefix + "listening"])):
+            for (t, p), pl in partition_lag(settings, group, topics).items():
+                parts[(group, t, p)] = pl
+        return progress.Sample(at=progress.now(), partitions=parts)
+
+    @app.timer(interval=PROGRESS_EVERY)
+    async def sample_progress() -> None:
+        try:
+            sample = await asyncio.to_thread(sample_now)
+        except Exception as exc:  # noqa: BLE001 - a missed sample is reported, never fatal
+            latest["sample"].error = str(exc)
+            return
+        sample.owned = frozenset((tp.topic, tp.partition) for tp in app.assignor.assigned_actives())
+        sample.processed = dict(processed)
+        sample.recovering = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
+        sample.view_ready = ensure_rebuilt()
+        sample.stalled = detector.observe(time.monotonic(), progress.owned_lag(sample, f"{prefix}worker"),
+                                          sum(processed.values()), sample.recovering)
+        latest["sample"] = sample
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = progress.render(latest["sample"], name, prefix)
+            return self.bytes(body, content_type="text/plain; version=0.0.4")
+
+    @app.page("/livez")
+    class Livez(View):
+        async def get(self, request: Request) -> Response:
+            s = latest["sample"]
+            body = {"live": not s.stalled, "lag_owned": progress.owned_lag(s, f"{prefix}worker"),
+                    "idle_s": round(detector.idle_seconds(time.monotonic()), 1), "recovering": s.recovering,
+                    "processed": sum(processed.values()), "sampled_at": s.at, "error": s.error}
+            return self.json(body, status=200 if not s.stalled else 503)
 
     app.playlog_view = view  # type: ignore[attr-defined]
     app.playlog_tables = {"royalty_facts": royalty_facts}  # type: ignore[attr-defined]

@@ -10,7 +10,12 @@ from pathlib import Path
 import click
 
 from core.errors import PlaylogError
-from core.settings import load
+from core.settings import load, require_secrets
+
+# The worker's web endpoint binds loopback only (worker/app.py, web_bind); were it to bind beyond,
+# the development PII master key would be refused there (core.settings.require_secrets).
+WEB_BIND = "127.0.0.1"
+WORKER_SECRETS = ("PLAYLOG_PII_MASTER_KEY",)
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -37,6 +42,7 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
     from worker.app import create_app
 
     settings = load()
+    require_secrets(settings, WEB_BIND, WORKER_SECRETS, "playlog worker")
     faust_topics = ["catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
     if plays_stage == "faust":
         faust_topics.append("listening")

@@ -60,7 +60,7 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
                         log.warning("consume error: %s", err.str())
                     continue
                 recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
-            good, dead = batches.decode_batch(codec, recs)
+            good, dead = batches.decode_batch(codec, recs, prefix=prefix)
             for d in dead:
                 key, value, headers = deadletter_record(d.record, d.reason)
                 producer.produce_raw(prefix + DEADLETTER_TOPIC, value, key=key, headers=headers)

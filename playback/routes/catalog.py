@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from playback import render
-from playback.parsing import ApiError, base_url, int_param, json_response, valid_id
+from playback.parsing import ApiError, base_url, int_param, json_response, text_param, valid_id
 from playback.service import api_of
 
 SEARCH_TYPES = ("track", "artist", "album")
@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 @routes.get("/v1/search", allow_head=False)
 async def search(request: web.Request) -> web.Response:
     api = api_of(request)
-    q = request.query.get("q", "").strip()
+    q = text_param(request, "q")
     if not q:
         raise ApiError(400, "No search query")
     raw_types = request.query.get("type", "track,artist,album")

@@ -1,5 +1,7 @@
-"""Routes outside ``/v1`` (no token): ``/openapi.json``, ``/metrics`` (Prometheus), ``/healthz``
-(200 once the replica caught up, else 503)."""
+"""Routes outside ``/v1`` (no token, served while the replicas catch up): ``/openapi.json``, ``/metrics``
+(Prometheus), ``/healthz``: 200 when the API can answer correctly, i.e. the replicas reached the end
+offsets seen at start *and* the broker answers (writes can be acknowledged); else 503 with ``error``
+saying why (catching up and how far, the broker unreachable, ...)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,19 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/healthz", allow_head=False)
 async def healthz(request: web.Request) -> web.Response:
-    r = api_of(request).replica
-    body = {"ready": r.ready, "error": r.last_error, **r.stats()}
-    return json_response(body, 200 if r.ready else 503)
+    api = api_of(request)
+    r = api.replica
+    health = getattr(api.publisher, "health", None)
+    broker_problem = health() if health is not None else None
+    problems = []
+    if not r.ready:
+        progress = r.progress()
+        behind = (f" ({progress['records_behind']} records behind in {progress['partitions_behind']} partitions)"
+                  if progress.get("assigned") else "")
+        problems.append(f"replicas catching up with the log{behind}" + (f": {r.last_error}" if r.last_error else ""))
+    if broker_problem is not None:
+        problems.append(f"writes refused: {broker_problem}")
+    ready = not problems
+    body = {"ready": ready, "replicas_ready": r.ready, "writes_ok": broker_problem is None,
+            "error": "; ".join(problems) or r.last_error, **r.stats()}
+    return json_response(body, 200 if ready else 503)

@@ -4,6 +4,9 @@ Every control is a ``player.*`` event. It is folded first with the worker's own 
 (``processors.player.evolve``) over the replica's state: a command the fold would refuse (nothing to
 resume, bad position) is answered with 403 and never produced. Commands are produced without waiting
 for the broker unless ``PlaybackApi.ack_player_commands``; play and queue check rights first.
+
+Every integer input is checked to its event field's range first (``position_ms``, ``offset.position``,
+``volume_percent``: playback/parsing.py): 400 naming the field, nothing produced.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from aiohttp import web
 
 from playback import render
 from playback.parsing import (
+    INT_MAX,
+    MAX_ARRAY_ITEMS,
     ApiError,
     base_url,
     bool_field,
+    int_field,
     int_param,
     json_object,
     json_response,
-    non_negative_int,
     parse_uri,
     user_id,
 )
@@ -73,9 +78,7 @@ async def play(request: web.Request) -> web.Response:
     body = await json_object(request, required=False)
     state = api.replica.player_state(uid)
     device_id = _device(request, user, state, body)
-    position_ms = body.get("position_ms", 0)
-    if not non_negative_int(position_ms):
-        raise ApiError(400, "Invalid position_ms: expected a non-negative integer")
+    position_ms = int_field(body, "position_ms", 0, 0, INT_MAX)
     context_uri = None
     if "uris" in body:
         uris = body["uris"]
@@ -92,6 +95,9 @@ async def play(request: web.Request) -> web.Response:
         # no body: resume on the device
         await _command(api, uid, api.event("player.resumed", user_id=uid, device_id=device_id))
         return web.Response(status=204)
+    if len(raw_ids) > MAX_ARRAY_ITEMS:  # the queue of a player.play_requested event holds at most that
+        raise ApiError(400, f"Invalid context_uri: the context has {len(raw_ids)} tracks, "
+                            f"at most {MAX_ARRAY_ITEMS} can be queued")
     track_ids = []
     for t in raw_ids:
         canon = api.replica.canonical_id(t)
@@ -102,9 +108,9 @@ async def play(request: web.Request) -> web.Response:
         if not isinstance(off, dict):
             raise ApiError(400, "Invalid offset: expected {\"position\": n} or {\"uri\": ...}")
         if "position" in off:
-            offset = off["position"]
-            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < len(track_ids):
-                raise ApiError(400, "Invalid offset position")
+            offset = int_field(off, "position", 0, 0, INT_MAX, label="offset.position")
+            if offset >= len(track_ids):
+                raise ApiError(400, f"Invalid offset.position: the context has {len(track_ids)} tracks")
         elif "uri" in off:
             t = parse_uri(off["uri"])[1]
             t = api.replica.canonical_id(t) or t
@@ -165,7 +171,7 @@ async def seek(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
     user = api.user(request)
-    position = int_param(request, "position_ms", None, 0, 2**31 - 1)
+    position = int_param(request, "position_ms", None, 0, INT_MAX)
     state = api.replica.player_state(uid)
     device_id = _device(request, user, state)
     await _command(api, uid, api.event("player.seeked", user_id=uid, device_id=device_id, position_ms=position))

@@ -5,6 +5,9 @@
 Playlists are readable by anyone with the id (as on Spotify), editable by the owner and, when
 collaborative, by collaborators. An edit is folded first with ``processors.playlists.evolve``: one the
 fold refuses is answered with 403 (not allowed) or 400 and never produced.
+
+Integer inputs (``position``, ``range_start``, ``range_length``, ``insert_before``) are checked to
+their event field's range first (0 .. 2^31 - 1: playback/parsing.py), 400 naming the field.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from aiohttp import web
 
 from playback import render
 from playback.parsing import (
+    INT_MAX,
+    REQUIRED,
     ApiError,
     base_url,
     bool_field,
+    int_field,
     int_param,
     json_object,
     json_response,
     new_id,
-    non_negative_int,
     parse_uri,
     user_id,
     valid_id,
@@ -111,11 +116,9 @@ async def add_tracks(request: web.Request) -> web.Response:
     uris = body.get("uris")
     if uris is None and request.query.get("uris"):
         uris = request.query["uris"].split(",")
-    position = body.get("position")
+    position = int_field(body, "position", None, 0, INT_MAX, nullable=True)
     if position is None and request.query.get("position"):
-        position = int_param(request, "position", None, 0, 10**6)
-    if position is not None and not non_negative_int(position):
-        raise ApiError(400, "Invalid position")
+        position = int_param(request, "position", None, 0, INT_MAX)
     _check_snapshot(body, state)
     event = api.event("playlist.tracks_added", playlist_id=state["playlist_id"], user_id=uid,
                       track_ids=_track_ids(api, uris), position=position)
@@ -158,11 +161,7 @@ async def reorder_tracks(request: web.Request) -> web.Response:
                                 position=None))
         await api.produce(events)
         return json_response({"snapshot_id": api.replica.playlist_state(pid)["snapshot_id"]}, 200)
-    fields = {}
-    for name, default in (("range_start", None), ("insert_before", None), ("range_length", 1)):
-        value = body.get(name, default)
-        if not non_negative_int(value):
-            raise ApiError(400, f"Invalid or missing {name}")
-        fields[name] = value
+    fields = {name: int_field(body, name, default, 0, INT_MAX)
+              for name, default in (("range_start", REQUIRED), ("insert_before", REQUIRED), ("range_length", 1))}
     event = api.event("playlist.tracks_moved", playlist_id=pid, user_id=uid, **fields)
     return await _edit(api, state, event, 200)

@@ -273,7 +273,9 @@ def test_api_issued_urls_refused_when_tampered_expired_moved_or_unknown_kid(stac
 
 def test_events_and_playlists_round_trip_through_the_views(stack: Stack) -> None:
     tok = stack.token("u-de")
-    play = {"type": "play.progress", "event_id": "cli-1", "occurred_at": "2026-05-01T10:00:00Z", "play_id": "p1",
+    play_id = stack.api("GET", f"/v1/playback/{AUDIO_TRACK}/manifest", tok)[1]["play_id"]  # a play the server issued
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    play = {"type": "play.progress", "event_id": "cli-1", "occurred_at": now, "play_id": play_id,
             "user_id": "u-de", "track_id": AUDIO_TRACK, "ms_played": 31000, "country": "DE", "product": "premium",
             "context_uri": None}
     status, body = stack.api("POST", "/v1/events", tok, {"events": [play, {**play, "ms_played": -1}]})

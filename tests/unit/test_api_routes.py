@@ -294,20 +294,24 @@ def test_gain_is_capped_by_true_peak() -> None:
 def test_events_batch_mixed_produces_valid_and_lists_rejected(world: World) -> None:
     codec = default_codec()
 
-    def play(i: int, user: str = "u1", **kw: Any) -> dict:
-        e = ev("play.progress", play_id=f"p{i}", user_id=user, track_id="t1", ms_played=31_000, country="DE",
-               product="premium", context_uri=None)
+    pids: dict[int, str] = {}
+
+    def play(i: int, user: str = "u1", **kw: Any) -> dict:  # a play the manifest issued (tests/unit/test_trust_api.py)
+        e = ev("play.progress", play_id=pids[i], user_id=user, track_id="t1", ms_played=31_000, country="DE",
+               product="premium", context_uri=None, at=int(NOW * 1000))
         return {**codec.to_json(e), **kw}
 
     async def scenario(c: TestClient) -> None:
         tok = world.token("u1")
+        for i in range(1, 7):
+            pids[i] = (await call(c, "GET", "/v1/playback/t1/manifest", tok))[1]["play_id"]
         batch = [play(1), play(2, ms_played=-5), play(3, user="u2"), {"type": "user.registered"}, "x", play(4)]
         status, body = await call(c, "POST", "/v1/events", tok, json={"events": batch})
         assert status == 400
         assert body["accepted"] == 2 and body["error"]["status"] == 400
         assert [r["index"] for r in body["rejected"]] == [1, 2, 3, 4]
         assert "access token" in body["rejected"][1]["reason"]
-        assert [e["play_id"] for e in world.publisher.events] == ["p1", "p4"]
+        assert [e["play_id"] for e in world.publisher.events] == [pids[1], pids[4]]
         status, body = await call(c, "POST", "/v1/events", tok, json=[play(5)])
         assert status == 202 and body == {"accepted": 1}
         assert (await call(c, "POST", "/v1/events", tok, data=b"{nope"))[0] == 400

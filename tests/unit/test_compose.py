@@ -50,3 +50,16 @@ def test_commands_are_playlog_verbs() -> None:
         cmd = svc["command"]
         assert cmd[0] == "playlog", name
         assert cmd[1] in cli.VERBS, f"{name}: unknown verb {cmd[1]}"
+
+
+def test_secrets_are_required_not_defaulted() -> None:
+    """Every secret must be given to ``docker compose`` (``${VAR:?...}``): no built-in or change-me value."""
+    from core.settings import SECRET_VARIABLES
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text
+    for name, svc in _playlog_services().items():
+        env = svc["environment"]
+        for var in SECRET_VARIABLES:
+            assert var in env, f"{name}: {var} is not passed"
+            assert re.fullmatch(r"\$\{" + var + r":\?[^}]+\}", env[var]), f"{name}: {var} = {env[var]!r} is not required"

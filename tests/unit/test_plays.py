@@ -43,7 +43,7 @@ def test_summary_of_a_started_play() -> None:
 
 def test_started_decides_over_an_earlier_progress_event() -> None:
     ev = Events()
-    progress = ev.play_event("progress", "p1", "u9", "t9", T - 5_000, 40_000, country="DE", eid="a")
+    progress = ev.play_event("progress", "p1", "u1", "t9", T - 5_000, 40_000, country="DE", eid="a")
     started = ev.play_event("started", "p1", "u1", "t1", T, country="SE", eid="b")
     for order in ([progress, started], [started, progress]):
         s = fold_plays(order)[0].summary("p1")
@@ -59,7 +59,7 @@ def test_started_decides_over_an_earlier_progress_event() -> None:
 
 def test_play_without_started_takes_its_earliest_event() -> None:
     ev = Events()
-    late = ev.play_event("completed", "p1", "u1", "t1", T + 50_000, 50_000, country="SE", eid="z")
+    late = ev.play_event("completed", "p1", "u2", "t1", T + 50_000, 50_000, country="SE", eid="z")
     early = ev.play_event("progress", "p1", "u2", "t2", T, 20_000, country="DE", eid="y")
     s = fold_plays([late, early])[0].summary("p1")
     assert (s.user_id, s.track_id, s.country, s.play_time, s.ms, s.from_start, s.ended) == (

@@ -130,6 +130,7 @@ def _streams(of: dict[str, list[dict]], period: str) -> list[tuple]:
     for pid, ps in plays.items():
         starts = [e for e in ps if e["type"] == "play.started"]
         dec = min(starts or ps, key=_order)
+        ps = [e for e in ps if e["user_id"] == dec["user_id"]]  # other users' events count nowhere
         ms = max((e["ms_played"] for e in ps if e["type"] != "play.started"), default=0)
         pt = dec["occurred_at"]
         if period_of(pt) == period:

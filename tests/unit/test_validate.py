@@ -61,7 +61,7 @@ def test_every_decode_function_gives_the_live_reason(name: str) -> None:
         with pytest.raises(EventError) as info:
             call()
         assert info.value.reason == reason
-    good, bad = runner.decode_batch([Record("catalog", 0, 3, None, codec.encode(event), 0)], codec, "")
+    good, bad = runner.decode_batch([Record(topic_of(event["type"]), 0, 3, None, codec.encode(event), 0)], codec, "")
     assert good == [] and [r for _, r in bad] == [reason]  # the sink runner dead-letters it alike
 
 
