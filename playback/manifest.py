@@ -51,20 +51,23 @@ def allowed_rungs(ladder: list[dict], product: str) -> list[dict]:
     return sorted(allowed, key=lambda r: (r["bitrate_kbps"], r["codec"], r["file_id"]))
 
 
-def segment_urls(signer: Signer, cdn_base: str, file_id: str, count: int, exp: int) -> list[str]:
-    """The same URLs as ``Signer.sign_segment_url`` (``exp`` fixed), without urlencode per URL."""
+def segment_urls(signer: Signer, cdn_base: str, file_id: str, count: int, exp: int,
+                 territory: str | None = None) -> list[str]:
+    """The same URLs as ``Signer.sign_segment_url`` (``exp`` fixed), without urlencode per URL; with
+    ``territory`` (the listener's country) signed in, so the CDN can apply a takedown there only."""
     kid = signer.signing_kid
     prefix = f"{cdn_base.rstrip('/')}/audio/{quote(file_id, safe='')}/"
-    tail = f"?exp={exp}&kid={quote_plus(kid)}&sig="
+    ter = f"&ter={territory}" if territory else ""
+    tail = f"?exp={exp}&kid={quote_plus(kid)}{ter}&sig="
     out = []
     for k in range(count):
-        sig = signer.sign_path(segment_path(file_id, k), exp)["sig"]
+        sig = signer.sign_path(segment_path(file_id, k), exp, territory=territory)["sig"]
         out.append(f"{prefix}{k}{tail}{sig}")
     return out
 
 
 def build_manifest(ladder: list[dict], product: str, signer: Signer, now: float, *, cdn_base: str,
-                   track_id: str, canonical_id: str | None = None) -> dict:
+                   track_id: str, canonical_id: str | None = None, territory: str | None = None) -> dict:
     """The manifest of the logical track ``canonical_id`` (default ``track_id``) as requested by
     ``track_id`` (an alias id adds ``linked_from``), for ``product`` at time ``now`` (Unix s)."""
     canon = track_id if canonical_id is None else canonical_id
@@ -77,7 +80,7 @@ def build_manifest(ladder: list[dict], product: str, signer: Signer, now: float,
             "segment_ms": r["segment_ms"], "segment_count": r["segment_count"], "byte_size": r["byte_size"],
             "loudness_lufs": r["loudness_lufs"], "true_peak_dbtp": r["true_peak_dbtp"],
             "gain_db": gain_db(r["loudness_lufs"], r["true_peak_dbtp"]),
-            "segments": segment_urls(signer, cdn_base, r["file_id"], r["segment_count"], exp),
+            "segments": segment_urls(signer, cdn_base, r["file_id"], r["segment_count"], exp, territory),
         })
     out = {"track_id": canon, "uri": uri("track", canon), "product": product, "target_lufs": TARGET_LUFS,
            "expires_at": exp, "expires_at_iso": format_ts(exp * 1000), "rungs": rungs}

@@ -17,6 +17,7 @@ from playback import manifest as builder
 from playback.grants import trust_of
 from playback.parsing import ApiError, user_id, valid_id
 from playback.service import api_of
+from playback.signing import TERRITORY_RE
 
 MAX_CACHED = 20_000
 
@@ -38,11 +39,13 @@ async def manifest(request: web.Request) -> web.Response:
         raise ApiError(404, "No audio encoded for this track yet")
     product = user["product"]
     now = api.clock()
-    key = (track_id, canon, product, builder.window_start(now), tuple(r["file_id"] for r in ladder))
+    country = user.get("country") or ""  # signed into the URLs: the CDN applies takedowns per territory
+    country = country if TERRITORY_RE.fullmatch(country) else None
+    key = (track_id, canon, product, country, builder.window_start(now), tuple(r["file_id"] for r in ladder))
     body = api.manifests.get(key)
     if body is None:
         body = orjson.dumps(builder.build_manifest(ladder, product, api.signer, now, cdn_base=api.cdn_base,
-                                                   track_id=track_id, canonical_id=canon))
+                                                   track_id=track_id, canonical_id=canon, territory=country))
         if len(api.manifests) > MAX_CACHED:
             api.manifests.clear()
         api.manifests[key] = body

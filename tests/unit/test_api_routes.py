@@ -272,7 +272,10 @@ def test_manifest_rungs_per_tier_gain_and_signed_urls(world: World) -> None:
         for rung in body["rungs"]:
             assert len(rung["segments"]) == 3
             for k, url in enumerate(rung["segments"]):
-                assert url == signer.sign_segment_url("http://cdn.test", rung["file_id"], k, now=start, ttl=3600)
+                # signed for the listener's country (u1 is in DE), so the CDN applies takedowns per territory
+                assert url == signer.sign_segment_url("http://cdn.test", rung["file_id"], k, now=start, ttl=3600,
+                                                      territory="DE")
+                assert "&ter=DE&" in url
         status, body = await call(c, "GET", "/v1/playback/t1/manifest", world.token("u2"))  # free tier
         assert [r["bitrate_kbps"] for r in body["rungs"]] == [96, 160]
         status, body = await call(c, "GET", "/v1/playback/t1/manifest", world.token("u3"))
