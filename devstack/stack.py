@@ -236,7 +236,7 @@ class Stack:
             w.restarts += 1
             self.say(f"worker {w.name}: {'stalled' if verdict == 'stalled' else 'not answering'} "
                      f"({detail.strip()[:200]}); restarting it (restart {w.restarts})")
-            w.stop()
+            w.kill()  # a stalled worker is not trusted with a graceful shutdown (nor its commits)
             w.start()
 
     def pids(self) -> list[int]:

@@ -38,7 +38,7 @@ from processors.batches import RawRecord
 from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.topic_catalog import topic_spec
-from worker import progress
+from worker import faust_fixes, progress
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,11 @@ async def finish_or_hold(events: list, work: Awaitable[None]) -> None:
     """
     try:
         await work
-    except BaseException:
+    except BaseException as exc:
         for e in events:
             e.message.acked = True  # Message.ack() returns early: the consumer never marks them done
+        log.warning("batch of %d record(s) cut short (%s): held back from the commit", len(events),
+                    type(exc).__name__)
         raise
 
 
@@ -133,6 +135,7 @@ def create_app(
 ) -> faust.App:
     """The worker app. ``faust_plays``: run the plays stage as a Faust agent too (by default
     ``playlog worker`` runs it in its own process, worker/plays_stage.py, which is faster)."""
+    faust_fixes.install()
     settings = settings or load()
     prefix = settings.topic_prefix
     codec = default_codec()
@@ -196,7 +199,7 @@ def create_app(
                 await send_dead(dead)
                 facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
                 for packed in batches.pack_facts(facts):
-                    inputs_t.send_soon(key=b"plays", value=packed, force=True)
+                    await inputs_t.send(key=b"plays", value=packed, force=True)
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
 
@@ -316,7 +319,7 @@ def create_app(
                         facts = [batches.fact_of_event(codec, ev) for _, ev in items
                                  if ev["type"] in batches.ROYALTY_EVENT_TYPES]
                         for packed in batches.pack_facts(facts):
-                            inputs_t.send_soon(key=source.encode(), value=packed, force=True)
+                            await inputs_t.send(key=source.encode(), value=packed, force=True)
 
                 await finish_or_hold(events, until_done(f"topic {source}", step))
                 processed[source] = processed.get(source, 0) + len(events)

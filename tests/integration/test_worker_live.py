@@ -119,13 +119,7 @@ def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:
         w.stop()
 
 
-@pytest.mark.parametrize("wipe_local_state", [
-    False,
-    pytest.param(True, marks=pytest.mark.skip(reason=(
-        "known open bug: after SIGKILL with the local RocksDB state deleted, the restarted Faust worker "
-        "recovers its tables from the changelogs but then often stops fetching its source topics "
-        "(lag never reaches 0); see the note on issue 3"))),
-], ids=["rocksdb-kept", "rocksdb-wiped"])
+@pytest.mark.parametrize("wipe_local_state", [False, True], ids=["rocksdb-kept", "rocksdb-wiped"])
 @pytest.mark.flaky(reruns=1)  # rare stall of the Faust worker/replica start on a loaded machine (seen once in CI: views not caught up); a rerun is reported by pytest, see the issue 3 note
 def test_sigkill_mid_stream_then_restart_gives_the_same_statement(kafka_env, tmp_path: Path, wipe_local_state: bool) -> None:
     create_topics(kafka_env)
