@@ -12,7 +12,6 @@ API-issued URLs 403; a blocked country 403 on play and manifest.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 from devstack.supervisor import Child, Supervisor
 from ingest.store import AudioStore
 from playback.signing import Signer
+from tests.support.playback_procs import http
 
 PLAYLOG = str(Path(sys.executable).parent / "playlog")
 K1 = ("k1", "old-key-still-valid-0123456789")
@@ -53,20 +53,7 @@ class Stack:
 
     def request(self, method: str, target: str, *, port: int | None = None, token: str | None = None,
                 body: object = None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", port or self.api_port, timeout=15)
-        hdrs = dict(headers or {})
-        if token:
-            hdrs["Authorization"] = f"Bearer {token}"
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        try:
-            conn.request(method, target, body=payload, headers=hdrs)
-            resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        finally:
-            conn.close()
+        return http(method, port or self.api_port, target, token=token, body=body, headers=headers)
 
     def api(self, method: str, target: str, token: str | None = None, body: object = None) -> tuple[int, object]:
         status, headers, raw = self.request(method, target, token=token, body=body)
