@@ -204,23 +204,10 @@ class PlayState:
 
 
 def _other(acc: list[Any], user: str, ms: int, ended: bool) -> bool:
-    """Join another user's (ms, ended) into an entry; True when it changed."""
-    others = acc[4]
-    if others is None:
-        acc[4] = {user: [ms, ended]}
-        return True
-    mine = others.get(user)
-    if mine is None:
-        others[user] = [ms, ended]
-        return True
-    changed = False
-    if ms > mine[0]:
-        mine[0] = ms
-        changed = True
-    if ended and not mine[1]:
-        mine[1] = True
-        changed = True
-    return changed
+    """Join another user's (ms, ended) into an entry; True when it changed (rare: a foreign event)."""
+    if acc[4] is None:
+        acc[4] = {}
+    return _join_users(acc[4], {user: [ms, ended]})
 
 
 def absorb(state: PlayState, event: dict) -> list[Any] | None:
