@@ -18,12 +18,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from core.settings import Settings
 from ingest.store import AudioStore
 from playback import cdn, signing
-from playback.api import KafkaPublisher, PublishError, build_app
+from playback.api import KafkaPublisher, PublishError
 from playback.edge_cache import EdgeCache
 from playback.replica import Replica, ReplicaFeed
 from playback.signing import Signer, canonical_string
 from processors import views
-from tests.unit.test_api_routes import T0, World, call, catalog_events, ev, rendition, rights, track
+from tests.unit.test_api_routes import T0, World, call, catalog_events, ev, rendition, rights, run, track
 
 NOW = 1_780_000_000.0
 
@@ -33,18 +33,6 @@ NOW = 1_780_000_000.0
 
 class _Rebuilding(Replica):
     ready = False  # a started feed that has not reached its start offsets yet
-
-
-def _serve(world: World, scenario):
-    async def main():
-        client = TestClient(TestServer(build_app(world.api)))
-        await client.start_server()
-        try:
-            return await scenario(client)
-        finally:
-            await client.close()
-
-    return asyncio.run(main())
 
 
 def test_not_caught_up_means_503_with_retry_after_on_every_v1_route_but_ops_stay_up() -> None:
@@ -68,7 +56,7 @@ def test_not_caught_up_means_503_with_retry_after_on_every_v1_route_but_ops_stay
             assert (await c.get(path)).status == 200
         assert world.publisher.events == []
 
-    _serve(world, scenario)
+    run(world, scenario)
 
 
 def test_ready_replica_answers_and_healthz_says_why_writes_fail() -> None:
@@ -86,7 +74,7 @@ def test_ready_replica_answers_and_healthz_says_why_writes_fail() -> None:
         assert status == 503 and health["writes_ok"] is False and "publishing disabled" in health["error"]
         assert world.replica.player_state("u1") is None  # nothing recorded for a refused write
 
-    _serve(world, scenario)
+    run(world, scenario)
 
 
 def test_player_commands_wait_for_the_acknowledgement_by_default() -> None:
