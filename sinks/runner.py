@@ -184,9 +184,13 @@ def run_kafka(
     from confluent_kafka import Consumer, TopicPartition
 
     from topics.consumer import commit, consumer_config, end_offsets, iter_batches
+    from topics.lag import init_group_offsets
     from topics.producer import EventProducer, dead_letter
 
     full = [settings.topic_prefix + t for t in topics]
+    # every partition gets a committed offset, empty ones too: the group's lag is then defined on
+    # all of them (an operator's "lag 0, committed everywhere" check, tests/support/chaos.py)
+    init_group_offsets(settings, group_id, full)
     consumer = Consumer(consumer_config(settings, group_id))
     producer = EventProducer(settings)
     try:

@@ -351,6 +351,9 @@ def create_app(
 
     # -- progress you can see: lag per partition, processed per topic, liveness -------------------
     faust_topics = [prefix + t for t in [*source_names, "royalty.inputs"]]
+    # append-only topics: offsets without holes, so a commit never steps over one (faust_fixes #3)
+    faust_fixes.set_contiguous_topics(prefix + t for t in [*source_names, "royalty.inputs"]
+                                      if topic_spec(t).cleanup_policy == "delete")
     detector = progress.StallDetector(settings.worker_stall_seconds)
     latest = {"sample": progress.Sample()}
 
@@ -372,6 +375,7 @@ def create_app(
             return
         sample.owned = frozenset((tp.topic, tp.partition) for tp in app.assignor.assigned_actives())
         sample.processed = dict(processed)
+        sample.rewinds = dict(faust_fixes.REWINDS)
         sample.recovering = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
         sample.view_ready = ensure_rebuilt()
         sample.stalled = detector.observe(time.monotonic(), progress.owned_lag(sample, f"{prefix}worker"),

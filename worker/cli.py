@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 import re
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,6 +21,8 @@ from core.settings import load, require_secrets
 # the development PII master key would be refused there (core.settings.require_secrets).
 WEB_BIND = "127.0.0.1"
 WORKER_SECRETS = ("PLAYLOG_PII_MASTER_KEY",)
+
+log = logging.getLogger(__name__)
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -33,8 +40,6 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
 
     Several workers (each with its own --web-port) share the partitions of the source topics.
     """
-    import multiprocessing
-
     from faust.worker import Worker
 
     from topics.lag import init_group_offsets
@@ -47,22 +52,66 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
     if plays_stage == "faust":
         faust_topics.append("listening")
     init_group_offsets(settings, f"{settings.topic_prefix}worker", [settings.topic_prefix + t for t in faust_topics])
-    child = None
+    keeper = None
     if plays_stage == "process":
         from devstack.supervisor import run_tied_to_parent
 
-        child = multiprocessing.get_context("spawn").Process(  # dies with this worker, even on SIGKILL
-            target=run_tied_to_parent, args=(os.getpid(), stage.run_process, settings), name="plays-stage",
-            daemon=True)
-        child.start()
+        def start_stage() -> multiprocessing.process.BaseProcess:
+            child = multiprocessing.get_context("spawn").Process(  # dies with this worker, even on SIGKILL
+                target=run_tied_to_parent, args=(os.getpid(), stage.run_process, settings), name="plays-stage",
+                daemon=True)
+            child.start()
+            return child
+
+        keeper = KeepRunning("plays stage", start_stage).start()
     try:
         app = create_app(settings, web_port=web_port, name=name or f"w{web_port}", faust_plays=plays_stage == "faust")
         worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
         worker.execute_from_commandline()
     finally:
+        if keeper is not None:
+            keeper.stop()
+
+
+class KeepRunning:
+    """A child process restarted whenever it exits (the plays stage: killed alone, it comes back; the
+    worker would otherwise leave its share of the listening partitions to the others, or to nobody)."""
+
+    def __init__(self, what: str, start: Callable[[], multiprocessing.process.BaseProcess], every: float = 1.0):
+        self.what = what
+        self._start = start
+        self.every = every
+        self.child = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name=f"keep {what}", daemon=True)
+
+    def start(self) -> KeepRunning:
+        self.child = self._start()
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.every):
+            with self._lock:
+                if self._stopping.is_set() or self.child.is_alive():
+                    continue
+                if self.child.exitcode in (0, -signal.SIGTERM):  # asked to stop (with its worker): not a crash
+                    log.info("%s stopped (exit code %s)", self.what, self.child.exitcode)
+                    return
+                self.restarts += 1
+                log.warning("%s exited with code %s: started again (restart %d)", self.what, self.child.exitcode,
+                            self.restarts)
+                self.child = self._start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            self._stopping.set()
+            child = self.child
         if child is not None and child.is_alive():
             child.terminate()
-            child.join(15)
+            child.join(timeout)
 
 
 @click.command("royalties")

@@ -25,6 +25,7 @@ from processors import batches
 from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.kafka_io import EventProducer, consumer_config
+from topics.lag import init_group_offsets
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
         "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
     }))
     producer = EventProducer(settings, codec, **{"linger.ms": 20})
+    init_group_offsets(settings, group_id(settings), [prefix + "listening"])  # committed everywhere, empty too
     consumer.subscribe([prefix + "listening"])
     processed = 0
     t_log = time.monotonic()

@@ -56,6 +56,7 @@ class Sample:
     recovering: bool = False
     view_ready: bool = False
     stalled: bool = False
+    rewinds: dict[str, int] = field(default_factory=dict)  # reason -> count (worker/faust_fixes.py)
     error: str | None = None
 
 
@@ -87,6 +88,12 @@ def render(sample: Sample, worker: str, prefix: str) -> bytes:
             for topic, n in sorted(sample.processed.items()):
                 done.add_metric([worker, topic], n)
             yield done
+            rewinds = CounterMetricFamily("playlog_worker_fetch_rewinds",
+                                          "Fetched records Faust had dropped, fetched again (worker/faust_fixes.py)",
+                                          labels=["worker", "reason"])
+            for reason, n in sorted(sample.rewinds.items()):
+                rewinds.add_metric([worker, reason], n)
+            yield rewinds
             for name, doc, value in (
                 ("playlog_worker_recovering", "1 while the worker recovers its tables or rebalances", sample.recovering),
                 ("playlog_worker_royalty_view_ready", "1 when this worker holds the rebuilt royalty view",

@@ -156,3 +156,35 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_statement(kafka_env, tmp
         assert w.statement("2026-05") == _expected("2026-05")
     finally:
         w.stop()
+
+
+def test_sigterm_while_agents_hold_batches_loses_nothing(kafka_env, tmp_path: Path) -> None:
+    """A graceful stop (SIGTERM) while the agents hold batches they have not processed (stalled by
+    fault injection after their first batch) must not commit those batches: after the restart the
+    statement is exact. (Before worker/faust_fixes.py #3, Faust committed over them: lag 0, pools
+    and rights missing from the view.)"""
+    from dataclasses import replace
+
+    create_topics(kafka_env)
+    settings = replace(kafka_env, worker_fault="stall_after:1")
+    events = _fixture_events()
+    random.Random(5).shuffle(events)
+    _produce(settings, events)
+    w = WorkerProcess(settings, tmp_path).start()
+    try:
+        marker = w.state_dir / "fault-stalled"
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert w.alive() and time.monotonic() < deadline, f"the agents never stalled; see {w.log}"
+            time.sleep(0.2)
+        time.sleep(4)  # the other agents go on and commit (every second)
+        held = source_lag(settings)
+        assert sum(v for t, v in held.items() if not t.endswith("listening")) > 0, held  # batches held, not committed
+        w.stop(timeout=60)  # SIGTERM: Faust's graceful stop, with the stalled batches in the agents' hands
+        assert w.proc.returncode in (0, -signal.SIGTERM), w.proc.returncode
+        w = WorkerProcess(settings, tmp_path, name="w1").start()  # the fault fires once per state dir
+        wait_caught_up(settings, w, timeout=240)
+        assert w.statement("2026-04") == _expected("2026-04")
+        assert w.statement("2026-05") == _expected("2026-05")
+    finally:
+        w.stop()
