@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup venv kafka-jars clickhouse chromium demo up test test-unit lint bench clean
+.PHONY: setup venv kafka-jars clickhouse chromium demo up test test-unit soak lint bench clean
 
 setup: venv kafka-jars clickhouse
 
@@ -44,6 +44,12 @@ test: setup chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
+
+# the chaos suite, longer: more seeds, longer schedules (make test runs one seed of 10 hits)
+SOAK_SEEDS ?= 1,2,3,4,5,6,7,8
+SOAK_KILLS ?= 20
+soak: setup
+	PLAYLOG_CHAOS_SEEDS=$(SOAK_SEEDS) PLAYLOG_CHAOS_KILLS=$(SOAK_KILLS) $(VENV)/bin/pytest -q tests/integration/test_chaos.py
 
 test-unit: venv
 	$(VENV)/bin/pytest -q tests/unit

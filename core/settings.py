@@ -24,6 +24,7 @@ No other module reads ``os.environ`` for a ``PLAYLOG_*`` name (a test checks it)
 | PLAYLOG_CDN_CACHE_BYTES | 268435456 | CDN edge cache budget (bytes) |
 | PLAYLOG_WORKER_URLS | (what ``playlog up`` recorded, else http://127.0.0.1:6066) | worker web endpoints, comma separated |
 | PLAYLOG_SINK_FAULT | (none) | tests only: ``<point>:<n>`` SIGKILLs a sink at its n-th batch at ``point`` |
+| PLAYLOG_CHECKPOINT_SECONDS | 30 | how often the royalty view's owner writes a checkpoint (worker/checkpoint.py) when it changed |
 | PLAYLOG_WORKER_STALL_SECONDS | 60 | a worker with lag on its partitions that processes nothing this long is stalled (``/livez`` 503) |
 | PLAYLOG_WORKER_FAULT | (none) | tests only: ``stall_after:<n>`` makes a worker's agents stop after n batches (once per state dir) |
 
@@ -81,6 +82,7 @@ class Settings:
     worker_urls: tuple[str, ...] = ()  # empty: what `playlog up` recorded, else the first worker's default
     sink_fault: str = ""
     worker_stall_seconds: int = 60
+    checkpoint_seconds: int = 30
     worker_fault: str = ""
 
     @property
@@ -173,6 +175,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         worker_urls=parse_urls(_env(env, "WORKER_URLS", "")),
         sink_fault=_env(env, "SINK_FAULT", ""),
         worker_stall_seconds=_int(env, "WORKER_STALL_SECONDS", 60, minimum=1),
+        checkpoint_seconds=_int(env, "CHECKPOINT_SECONDS", 30, minimum=1),
         worker_fault=_env(env, "WORKER_FAULT", ""),
     )
 

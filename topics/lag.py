@@ -11,13 +11,30 @@ from core.errors import PlaylogError
 from core.settings import Settings
 from topics.kafka_io import consumer_config, end_offsets
 
+_TRANSIENT = ("NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE")
+
+
+def committed_offsets(c: Consumer, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+    """``Consumer.committed``, waiting out a group coordinator that is still loading or moving (a
+    fresh or restarted broker answers NOT_COORDINATOR for a while)."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + 3 * timeout
+    while True:
+        try:
+            return c.committed(tps, timeout=timeout)
+        except KafkaException as exc:
+            if not any(code in str(exc) for code in _TRANSIENT) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
 
 def group_lag(settings: Settings, group_id: str, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
     """topic -> records not yet committed by ``group_id`` (a partition never committed counts whole)."""
     c = Consumer(consumer_config(settings, group_id))
     try:
         ends = end_offsets(c, topics, timeout)
-        committed = c.committed([TopicPartition(t, p) for (t, p) in ends], timeout=timeout)
+        committed = committed_offsets(c, [TopicPartition(t, p) for (t, p) in ends], timeout)
         lag: dict[str, int] = {t: 0 for t in topics}
         for tp in committed:
             lo, hi = ends[(tp.topic, tp.partition)]
@@ -78,7 +95,7 @@ def partition_lag(settings: Settings, group_id: str, topics: list[str], *, with_
     c = Consumer({**consumer_config(settings, group_id), "enable.auto.commit": False})
     try:
         ends = end_offsets(c, topics, timeout)
-        committed = c.committed([TopicPartition(t, p) for (t, p) in ends], timeout=timeout)
+        committed = committed_offsets(c, [TopicPartition(t, p) for (t, p) in ends], timeout)
         out: dict[tuple[str, int], PartitionLag] = {}
         behind: list[TopicPartition] = []
         for tp in committed:

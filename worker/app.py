@@ -38,7 +38,7 @@ from processors.batches import RawRecord
 from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.topic_catalog import topic_spec
-from worker import faust_fixes, progress
+from worker import checkpoint, faust_fixes, progress
 
 log = logging.getLogger(__name__)
 
@@ -104,25 +104,31 @@ class _Fault:
             await asyncio.Event().wait()
 
 
-async def finish_or_hold(events: list, work: Awaitable[None]) -> None:
-    """Run a batch's work; if it does not finish (the agent is cancelled: a stop, a restart), hold
-    the batch's offsets back from the commit.
+async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None]) -> None:
+    """Run a batch's work and ack the batch's records only once it is done; a batch cut short (the
+    agent is cancelled: a stop, a restart) is never acked, so its offsets are never committed and
+    it is delivered again (every effect is idempotent).
 
-    ``stream.take_events`` acks every event of the batch it yielded in a ``finally``, also when the
-    agent is cancelled half-way through it, and Faust then commits those offsets at shutdown: a
-    graceful stop (SIGTERM) during a batch lost the batch (seen: a worker stopped while its agents
-    were stalled came back with lag 0 and a statement missing plays). Marking the messages acked
-    *without* telling the consumer makes that cleanup a no-op, so the offsets stay uncommitted and
-    the batch is delivered again after the restart (every effect is idempotent).
+    Faust acks a batch from ``stream.take_events`` in the generator's ``finally``, and at a
+    graceful stop ``Stream.on_stop`` closes that generator (``aclose``) *before* the agent is
+    cancelled, while the agent still holds the batch: the offsets were then committed by the
+    consumer's last commit (seen: after SIGTERM, a finance batch of 12 pools that no agent had
+    processed was committed; the statement came back with every amount 0). So the records are
+    marked acked up front, which makes Faust's own acks no-ops, and acked here for real after
+    the work.
     """
+    messages = [e.message for e in events]
+    for m in messages:
+        m.acked = True  # Message.ack() returns early: Faust's acks of this batch do nothing
     try:
         await work
     except BaseException as exc:
-        for e in events:
-            e.message.acked = True  # Message.ack() returns early: the consumer never marks them done
         log.warning("batch of %d record(s) cut short (%s): held back from the commit", len(events),
                     type(exc).__name__)
         raise
+    for m in messages:
+        m.acked = False
+        consumer.ack(m)  # the consumer's bookkeeping: this offset may be committed now
 
 
 def _raw(event: Any) -> RawRecord:
@@ -177,9 +183,12 @@ def create_app(
     inputs_t = topic("royalty.inputs")
     deadletter_t = topic(DEADLETTER_TOPIC)
 
-    royalty_facts = app.Table("royalty_facts", key_type=bytes, value_type=bytes, partitions=1)
     view = batches.RoyaltyView()
-    rebuilt = {"done": False}
+    # the view this worker holds: loaded from the newest checkpoint and the tail of royalty.inputs
+    # when it comes to own the partition (worker/checkpoint.py), dropped when the partition goes
+    held: dict[str, Any] = {"ready": False, "loading": False, "generation": 0, "through": 0, "last": None,
+                            "since_checkpoint": 0}
+    load_lock = asyncio.Lock()
     stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
     processed: dict[str, int] = {}  # source topic (catalog name) -> records this worker's agents processed
     fault = _Fault(settings, datadir)
@@ -203,7 +212,7 @@ def create_app(
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
 
-            await finish_or_hold(events, until_done("listening", step))
+            await finish_or_hold(app.consumer, events, until_done("listening", step))
 
     if faust_plays:
         app.agent(listening_t, name="listening")(listening)
@@ -214,39 +223,73 @@ def create_app(
         return TP(prefix + "royalty.inputs", 0) in app.assignor.assigned_actives()
 
     def ensure_rebuilt() -> bool:
-        """Whether this worker holds the view (rebuilt from the recovered table)."""
-        return rebuilt["done"] and owner()
+        """Whether this worker holds the view (loaded since it came to own royalty.inputs)."""
+        return held["ready"] and owner()
 
-    @royalty_facts.on_recover
-    async def rebuild_after_recovery() -> None:
-        """After each recovery of the table (every rebalance), rebuild the view from it.
-
-        (Not on ``app.tables.recovery.completed``: that event stays set after the first
-        recovery, so a later rebalance would rebuild from a table still being recovered.)
-        """
-        view.__init__()
-        rebuilt["done"] = False
-        if not owner():
-            return
-        n = 0
-        for _, raw in royalty_facts.items():
-            view.apply(batches.parse_fact(raw))
-            n += 1
-        rebuilt["done"] = True
-        log.info("royalty view rebuilt from %d stored facts", n)
+    async def load_view() -> bool:
+        """Load the view if this worker owns royalty.inputs and does not hold it yet: the newest
+        checkpoint, then royalty.inputs from the offset it covers to the end (in a thread)."""
+        if held["ready"] or not owner():
+            return ensure_rebuilt()
+        async with load_lock:
+            if held["ready"]:
+                return ensure_rebuilt()
+            generation = held["generation"]
+            held["loading"] = True
+            t0 = time.perf_counter()
+            try:
+                loaded = await asyncio.to_thread(checkpoint.recover, settings)
+            finally:
+                held["loading"] = False
+            if generation != held["generation"] or not owner():
+                log.info("royalty.inputs revoked while the view was loading: dropped")
+                return False
+            view.__dict__.update(loaded.view.__dict__)
+            held.update(ready=True, through=loaded.through, last=loaded.manifest, since_checkpoint=loaded.tail_records)
+            log.info("royalty view loaded in %.1fs: %s", time.perf_counter() - t0, loaded.describe())
+            return True
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        # the view may move to another worker: drop it; it is rebuilt from the table when owned again
+        # the view may move to another worker: drop it; it is loaded again when owned again
         view.__init__()
-        rebuilt["done"] = False
+        held.update(ready=False, generation=held["generation"] + 1, since_checkpoint=0)
+
+    @app.timer(interval=1.0)
+    async def load_view_when_owned() -> None:
+        try:
+            await load_view()
+        except Exception:  # noqa: BLE001 - retried on the next tick; the agent waits meanwhile
+            log.exception("loading the royalty view failed; retrying")
+
+    @app.timer(interval=float(settings.checkpoint_seconds))
+    async def write_checkpoint() -> None:
+        """The owner's checkpoint, when the view changed since the last one."""
+        if not ensure_rebuilt() or held["since_checkpoint"] == 0:
+            return
+        n, through = held["since_checkpoint"], held["through"]
+        snapshot = view.to_snapshot()  # on the loop: the view between two batches
+        slot = checkpoint.next_slot(held["last"])
+        t0 = time.perf_counter()
+        try:
+            records = await asyncio.to_thread(checkpoint.records_of, snapshot, slot=slot, through=through,
+                                              facts=view.facts)
+            await asyncio.to_thread(checkpoint.write, settings, records)
+        except Exception:  # noqa: BLE001 - the next tick writes a newer one; recovery reads the other slot
+            log.exception("checkpoint not written")
+            return
+        held["last"] = checkpoint.Manifest.parse(records[-1][1])
+        held["since_checkpoint"] = max(0, held["since_checkpoint"] - n)
+        log.info("checkpoint %s written: %d facts, royalty.inputs before offset %d, %d bytes in %d chunk(s), %.1fs",
+                 slot, view.facts, through, sum(len(v) for _, v in records), len(records) - 1, time.perf_counter() - t0)
 
     @app.agent(inputs_t)
     async def royalty(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
             async def step(events: list = events) -> None:
                 t0 = time.perf_counter()
-                ensure_rebuilt()
+                while not await load_view():  # just assigned: the view is loading (a timer retries it)
+                    await asyncio.sleep(0.2)
                 items = []
                 unreadable = []
                 for e in events:
@@ -254,16 +297,15 @@ def create_app(
                         items.extend((k, raw, e) for k, raw in batches.unpack_facts(e.value))
                     except ValueError as exc:
                         unreadable.append(batches.Dead(_raw(e), str(exc)))
-                store, bad = view.apply_batch(items)
+                _, bad = view.apply_batch(items)
                 await send_dead(unreadable + [batches.Dead(_raw(src), reason) for src, reason in bad])
-                for key, (raw, src) in store.items():  # one changelog write per key per batch
-                    with in_event(src):
-                        royalty_facts[key] = raw
+                held["through"] = max(held["through"], events[-1].message.offset + 1)
+                held["since_checkpoint"] += len(events)
                 stats["royalty"] += len(events)
                 stats["royalty_s"] += time.perf_counter() - t0
                 processed["royalty.inputs"] = processed.get("royalty.inputs", 0) + len(events)
 
-            await finish_or_hold(events, until_done("royalty", step))
+            await finish_or_hold(app.consumer, events, until_done("royalty", step))
 
     streams_t = topic("streams")
     statements_t = topic("view.royalties")
@@ -321,7 +363,7 @@ def create_app(
                         for packed in batches.pack_facts(facts):
                             await inputs_t.send(key=source.encode(), value=packed, force=True)
 
-                await finish_or_hold(events, until_done(f"topic {source}", step))
+                await finish_or_hold(app.consumer, events, until_done(f"topic {source}", step))
                 processed[source] = processed.get(source, 0) + len(events)
 
         agent.__name__ = f"on_{source}"
@@ -376,7 +418,8 @@ def create_app(
         sample.owned = frozenset((tp.topic, tp.partition) for tp in app.assignor.assigned_actives())
         sample.processed = dict(processed)
         sample.rewinds = dict(faust_fixes.REWINDS)
-        sample.recovering = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
+        sample.recovering = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False)
+                                 or held["loading"])
         sample.view_ready = ensure_rebuilt()
         sample.stalled = detector.observe(time.monotonic(), progress.owned_lag(sample, f"{prefix}worker"),
                                           sum(processed.values()), sample.recovering)
@@ -398,5 +441,4 @@ def create_app(
             return self.json(body, status=200 if not s.stalled else 503)
 
     app.playlog_view = view  # type: ignore[attr-defined]
-    app.playlog_tables = {"royalty_facts": royalty_facts}  # type: ignore[attr-defined]
     return app

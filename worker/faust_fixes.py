@@ -34,9 +34,8 @@ test_chaos.py, test_liveness.py). :func:`install` applies them once per process.
    (meant for compacted topics and transaction markers), and ``_new_offset`` then commits over
    the gap as if it had been processed; its check for a hole at the head is off by one
    (``min(acked) - committed > 1``), and a committed offset of 0 is stored as ``None``, so a
-   record at the committed offset itself was never protected. A worker stopped (SIGTERM) during a
-   batch its agent held, with the acks of that batch held back (worker/app.py ``finish_or_hold``),
-   had the batch committed over the same way as soon as later records of the partition were acked.
+   record at the committed offset itself was never protected. (The other way a batch got
+   committed unprocessed, at a graceful stop, is in worker/app.py ``finish_or_hold``.)
 
    For the topics the worker reads (all append-only: ``cleanup.policy=delete``, no transactions,
    so their offsets have no holes) the patch keeps the exact next offset of every partition
@@ -385,4 +384,5 @@ def _patch_contiguous_commits() -> None:
 def set_contiguous_topics(names: Iterable[str]) -> None:
     CONTIGUOUS_TOPICS.clear()
     CONTIGUOUS_TOPICS.update(names)
+
 

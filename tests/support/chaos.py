@@ -37,6 +37,7 @@ from devstack.workers import SOURCE_TOPICS, WorkerProcess
 from schemas.codec import default_codec
 from topics.admin import create_topics
 from topics.kafka_io import consumer_config
+from topics.lag import committed_offsets as committed_with_retry
 from topics.producer import EventProducer
 from topics.topic_catalog import source_topics
 
@@ -85,7 +86,7 @@ def committed_offsets(settings: Settings, group: str, topics: list[str]) -> Offs
                 ends[(p + t, part)] = hi
                 tps.append(TopicPartition(p + t, part))
         rows = []
-        for tp in c.committed(tps, timeout=10):
+        for tp in committed_with_retry(c, tps, 10):
             rows.append((tp.topic[len(p):], tp.partition, tp.offset if tp.offset >= 0 else None, ends[(tp.topic, tp.partition)]))
         return Offsets(group, rows)
     finally:
