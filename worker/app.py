@@ -187,7 +187,7 @@ def create_app(
     # the view this worker holds: loaded from the newest checkpoint and the tail of royalty.inputs
     # when it comes to own the partition (worker/checkpoint.py), dropped when the partition goes
     held: dict[str, Any] = {"ready": False, "loading": False, "generation": 0, "through": 0, "last": None,
-                            "since_checkpoint": 0}
+                            "since_checkpoint": 0, "loaded": None}
     load_lock = asyncio.Lock()
     stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
     processed: dict[str, int] = {}  # source topic (catalog name) -> records this worker's agents processed
@@ -245,7 +245,10 @@ def create_app(
                 log.info("royalty.inputs revoked while the view was loading: dropped")
                 return False
             view.__dict__.update(loaded.view.__dict__)
-            held.update(ready=True, through=loaded.through, last=loaded.manifest, since_checkpoint=loaded.tail_records)
+            held.update(ready=True, through=loaded.through, last=loaded.manifest, since_checkpoint=loaded.tail_records,
+                        loaded={"checkpoint_through": loaded.manifest.through if loaded.manifest else None,
+                                "tail_records": loaded.tail_records,
+                                "seconds": round(time.perf_counter() - t0, 3)})
             log.info("royalty view loaded in %.1fs: %s", time.perf_counter() - t0, loaded.describe())
             return True
 
@@ -389,7 +392,8 @@ def create_app(
         async def get(self, request: Request) -> Response:
             ready = ensure_rebuilt()
             return self.json({"owner": owner() and ready, "royalty_facts": view.facts, "periods": view.periods(),
-                              "processed": stats})
+                              "processed": stats, "view_loaded": held["loaded"] if ready else None,
+                              "checkpoint": held["last"].__dict__ if ready and held["last"] else None})
 
     # -- progress you can see: lag per partition, processed per topic, liveness -------------------
     faust_topics = [prefix + t for t in [*source_names, "royalty.inputs"]]

@@ -111,6 +111,7 @@ class ChaosRun:
         self.procs: list[WorkerProcess] = []
         self.sink: Child | None = None
         self.producer: EventProducer | None = None
+        self.plan: list[str] = []
 
     # -- the parts --------------------------------------------------------------------------------
     def say(self, what: str) -> None:
@@ -194,7 +195,7 @@ class ChaosRun:
         self.procs = [self.worker(f"w{i + 1}").start() for i in range(self.workers)]
         self.start_sink()
         self.pause(4, 9)
-        plan = schedule(self.rng, self.kills, self.actions)
+        self.plan = plan = schedule(self.rng, self.kills, self.actions)
         for k, action in enumerate(plan):
             w = self.rng.choice(self.procs)
             self.say(f"#{k + 1} {action} {w.name if action != 'kill-sink' else 'sink'}")
