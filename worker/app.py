@@ -3,15 +3,16 @@
 Agents (all batch with ``stream.take_events`` and ack after the batch is processed, so transport
 is at-least-once; every effect is idempotent, so effects are exactly-once):
 
-- ``listening``: listening events -> play summaries (processors/batches.py) -> ``royalty.inputs``
-  (one partition: the royalty view is global per (period, country, product)).
-- ``royalty_sources``: catalog, rights and finance events the royalty rules need -> ``royalty.inputs``.
-- ``royalty``: folds ``royalty.inputs`` into the live royalty view; every fact is also written to
-  the changelog-backed table ``royalty_facts`` (RocksDB via rocksdict), from which a restarted
-  worker rebuilds the view. ``GET /royalties/{period}`` on the worker's web port answers with
-  the statement CSV (routed to the worker that owns the view).
-- ``views``: per-key folds (catalog, rights, users, player, playlists) into tables whose
-  documents are published on the compacted ``view.*`` topics for the API's read replicas.
+- ``listening`` (only with ``faust_plays``; by default worker/plays_stage.py does it): listening
+  events -> play summaries (processors/batches.py) -> ``royalty.inputs`` (one partition: the
+  royalty view is global per (period, country, product)).
+- one agent per source topic (catalog, rights, finance, users, player, playlists): per-key folds
+  into tables whose documents are published on the compacted ``view.*`` topics for the API's read
+  replicas; the catalog, rights and finance events the royalty rules need -> ``royalty.inputs``.
+- ``royalty``: folds ``royalty.inputs`` into the live royalty view, which the owner of that
+  partition holds in memory and checkpoints to ``royalty.checkpoints`` (worker/checkpoint.py); a
+  new owner loads the newest checkpoint and folds ``royalty.inputs`` from the offset it covers.
+  ``GET /royalties/{period}`` on the worker's web port answers with the statement CSV.
 
 Anything that fails to decode or breaks an invariant goes to ``deadletter`` with its source
 topic/partition/offset and a reason; an agent never crashes on input.

@@ -4,7 +4,6 @@ falls back to the older slot or to the whole log. The statements stay the fixtur
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import replace
@@ -13,30 +12,15 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from devstack.workers import WorkerProcess, wait_caught_up
-from schemas.codec import default_codec
+from tests.support.fixture import PERIODS, expected_statement, fixture_events, produce
 from topics.admin import create_topics
 from topics.consumer import iter_records
 from topics.kafka_io import producer_config
-from topics.producer import EventProducer
 from worker import checkpoint
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-codec = default_codec()
-
-
-def _events() -> list[dict]:
-    return [codec.from_json(json.loads(x)) for x in (FIXTURES / "royalties-sample.jsonl").read_text().splitlines()]
-
-
-def _produce(settings, events: list[dict]) -> None:
-    p = EventProducer(settings)
-    for ev in events:
-        p.produce(ev)
-    p.flush()
 
 
 def _statements_ok(w: WorkerProcess) -> bool:
-    return all(w.statement(p) == (FIXTURES / f"royalties-sample-{p}.csv").read_text() for p in ("2026-04", "2026-05"))
+    return all(w.statement(p) == expected_statement(p) for p in PERIODS)
 
 
 def _wait_checkpoint(w: WorkerProcess, covering: int, timeout: float = 120) -> dict:
@@ -56,14 +40,14 @@ def _inputs_end(settings) -> int:
 def test_a_fresh_worker_loads_the_checkpoint_and_folds_only_the_tail(kafka_env, tmp_path: Path) -> None:
     settings = replace(kafka_env, checkpoint_seconds=2)
     create_topics(settings)
-    events = _events()
+    events = fixture_events()
     first, second = events[: len(events) * 2 // 3], events[len(events) * 2 // 3 :]
-    _produce(settings, first)
+    produce(settings, first)
     w = WorkerProcess(settings, tmp_path).start()
     try:
         wait_caught_up(settings, [w], timeout=180)
         ckpt = _wait_checkpoint(w, _inputs_end(settings))
-        _produce(settings, second)
+        produce(settings, second)
         wait_caught_up(settings, [w], timeout=180)
         total = _inputs_end(settings)
         assert total > ckpt["through"]  # the second part is only in the log, after the checkpoint
@@ -83,7 +67,7 @@ def test_a_fresh_worker_loads_the_checkpoint_and_folds_only_the_tail(kafka_env, 
 def test_torn_and_corrupt_checkpoints_fall_back(kafka_env, tmp_path: Path) -> None:
     settings = replace(kafka_env, checkpoint_seconds=2)
     create_topics(settings)
-    _produce(settings, _events())
+    produce(settings, fixture_events())
     w = WorkerProcess(settings, tmp_path).start()
     try:
         wait_caught_up(settings, [w], timeout=180)

@@ -19,6 +19,7 @@ import pytest
 from devstack.workers import WorkerProcess, source_lag
 from devstack.workers import wait_caught_up as _wait
 from schemas.codec import default_codec
+from tests.support.fixture import expected_statement, fixture_events, produce
 from tests.unit.test_royalties_props import oracle_streams
 from topics.admin import create_topics
 from topics.consumer import iter_records
@@ -28,23 +29,10 @@ from topics.producer import EventProducer
 def wait_caught_up(settings, worker, timeout: float = 180.0) -> None:
     _wait(settings, [worker], timeout)
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"  # ../shared/fixtures from the repo
 codec = default_codec()
-
-
-def _fixture_events() -> list[dict]:
-    return [codec.from_json(json.loads(line)) for line in (FIXTURES / "royalties-sample.jsonl").read_text().splitlines()]
-
-
-def _produce(settings, events: list[dict]) -> None:
-    p = EventProducer(settings)
-    for ev in events:
-        p.produce(ev)
-    p.flush()
-
-
-def _expected(period: str) -> str:
-    return (FIXTURES / f"royalties-sample-{period}.csv").read_text()
+_fixture_events = fixture_events
+_produce = produce
+_expected = expected_statement
 
 
 def test_live_statement_and_views(kafka_env, tmp_path: Path) -> None:

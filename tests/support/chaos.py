@@ -17,7 +17,6 @@ spec's worked example, byte for byte) and the set of source offsets each sink mu
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import signal
@@ -34,26 +33,15 @@ from confluent_kafka import Consumer, TopicPartition
 from core.settings import Settings
 from devstack.supervisor import Child, playlog_argv
 from devstack.workers import SOURCE_TOPICS, WorkerProcess
-from schemas.codec import default_codec
+from tests.support.fixture import PERIODS, expected_statement, fixture_events, produce
 from topics.admin import create_topics
 from topics.kafka_io import consumer_config
 from topics.lag import committed_offsets as committed_with_retry
 from topics.producer import EventProducer
 from topics.topic_catalog import source_topics
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-PERIODS = ("2026-04", "2026-05")
 ACTIONS = ("kill", "kill-wipe", "term", "term-wipe", "stop-cont", "kill-in-recovery", "kill-plays", "kill-sink")
 SINK_GROUP = "chaos-sink-parquet"
-
-
-def fixture_events() -> list[dict]:
-    codec = default_codec()
-    return [codec.from_json(json.loads(line)) for line in (FIXTURES / "royalties-sample.jsonl").read_text().splitlines()]
-
-
-def expected_statement(period: str) -> str:
-    return (FIXTURES / f"royalties-sample-{period}.csv").read_text()
 
 
 def schedule(rng: random.Random, kills: int, actions: tuple[str, ...] = ACTIONS) -> list[str]:
@@ -120,10 +108,7 @@ class ChaosRun:
         print(line, file=sys.stderr, flush=True)  # pytest shows it for a failed run
 
     def produce(self, events: list[dict]) -> None:
-        assert self.producer is not None
-        for ev in events:
-            self.producer.produce(ev)
-        self.producer.flush()
+        produce(self.settings, events, self.producer)
 
     def start_sink(self) -> Child:
         argv = playlog_argv("sink", "parquet", "--archive", str(self.archive), "--follow", "--group",
@@ -143,26 +128,22 @@ class ChaosRun:
 
     # -- the schedule -----------------------------------------------------------------------------
     def hit(self, action: str, w: WorkerProcess) -> None:
-        if action in ("kill", "kill-wipe", "kill-in-recovery"):
-            w.kill()
-            if action == "kill-wipe":
+        if action in ("kill", "kill-wipe", "kill-in-recovery", "term", "term-wipe"):
+            if action.startswith("kill"):
+                w.kill()
+            else:
+                w.stop(timeout=60)  # SIGTERM, whatever batch it holds
+            if action.endswith("-wipe"):
                 shutil.rmtree(w.state_dir, ignore_errors=True)
             self.pause(0.2, 3)
             self.mark(w, f"start after {action}")
             w.start()
             if action == "kill-in-recovery":
-                self.pause(1.5, 6)  # it is joining the group and recovering its tables
+                self.pause(1.5, 6)  # it is joining the group and loading its view and tables
                 w.kill()
                 shutil.rmtree(w.state_dir, ignore_errors=True)
                 self.mark(w, "start after the kill in recovery")
                 w.start()
-        elif action in ("term", "term-wipe"):
-            w.stop(timeout=60)
-            if action == "term-wipe":
-                shutil.rmtree(w.state_dir, ignore_errors=True)
-            self.pause(0.2, 3)
-            self.mark(w, f"start after {action}")
-            w.start()
         elif action == "stop-cont":
             w.signal(signal.SIGSTOP)
             self.pause(2, 14)

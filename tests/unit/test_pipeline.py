@@ -64,7 +64,7 @@ def _royalty_step(view: batches.RoyaltyView, table: dict[bytes, bytes], packed: 
 
 
 def _live(events: list[dict], cuts: list[int], table: dict[bytes, bytes] | None = None) -> batches.RoyaltyView:
-    """Feed events in batches through the agents' steps; ``table`` is the royalty_facts table."""
+    """Feed events in batches through the agents' steps; ``table`` collects what the step would store per key."""
     view = batches.RoyaltyView()
     table = {} if table is None else table
     bounds = [0, *sorted(cuts), len(events)]
