@@ -46,7 +46,9 @@ test_chaos.py, test_liveness.py). :func:`install` applies them once per process.
      abandoned (``_drain_messages``);
    - rewinds when a partition's next record is not the one expected (any other drop), once per
      hole; a hole that comes back after its rewind is a real one (retention deleted the records)
-     and is stepped over, with a warning.
+     and is stepped over, with a warning;
+   - puts the acks of a commit that did not happen back (Faust took them off their list and
+     recorded the offset as committed anyway: the partition was never committed again).
    Other topics (Faust's changelogs, compacted topics) keep Faust's behaviour.
 """
 
@@ -373,6 +375,37 @@ def _patch_contiguous_commits() -> None:
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
+    original_commit_offsets = Consumer._commit_offsets
+
+    async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        """Faust's commit; when it did not happen, the acks it consumed are put back.
+
+        ``_filter_committable_offsets`` takes the acked offsets off their list before the commit,
+        and ``_commit_offsets`` records the new offsets as committed whether or not the broker took
+        them (aiokafka's "already rebalanced" answer returns False quietly): the partition then
+        stayed at its old committed offset for good, its records processed but never committed
+        again (seen: a wiped-state restart ending with lag 6 on one partition)."""
+        before = {tp: self._committed_offset[tp] for tp in offsets if _guarded(tp)}
+        floors = {tp: _base(self).get(tp) for tp in before}
+        did = False
+        try:
+            did = await original_commit_offsets(self, offsets, start_new_transaction)
+            return did
+        finally:
+            for tp, prior in before.items():
+                if did:
+                    _base(self)[tp] = offsets[tp]
+                    continue
+                self._committed_offset[tp] = prior
+                lo = prior if prior is not None else floors[tp]
+                if lo is not None and tp in self.assignment():
+                    back = [o for o in range(lo, offsets[tp]) if o not in self._acked_index[tp]]
+                    self._acked[tp].extend(back)
+                    self._acked_index[tp].update(back)
+                    log.warning("%s[%s]: commit of offset %d did not happen: kept for the next one",
+                                tp.topic, tp.partition, offsets[tp])
+
+    Consumer._commit_offsets = _commit_offsets  # type: ignore[method-assign]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     Consumer.seek = seek  # type: ignore[method-assign]

@@ -147,3 +147,28 @@ def test_the_fetch_loop_rewinds_a_hole_instead_of_delivering_past_it(consumer, m
     assert delivered == [0, 1, 2, 3, 4, 5, 6]
     assert seeks == [3]
     assert faust_fixes.REWINDS["hole"] >= 1
+
+
+def test_a_commit_that_did_not_happen_keeps_its_acks(consumer, monkeypatch) -> None:
+    """aiokafka answers "already rebalanced" with False: Faust had taken the acks off their list and
+    recorded the offset as committed anyway, so the partition was never committed again."""
+    tp = TP(TOPIC, 3)
+    _acked(consumer, tp, [54, 55, 56], committed=54)
+    answers = [False, True]
+    sent: list[dict] = []
+
+    async def commit(offsets):
+        sent.append(dict(offsets))
+        return answers.pop(0)
+
+    async def flush():
+        return None
+
+    monkeypatch.setattr(consumer, "_commit", commit)
+    monkeypatch.setattr(consumer, "assignment", lambda: {tp})
+    monkeypatch.setattr(consumer.app.producer, "flush", flush)
+    run = consumer.loop.run_until_complete
+    assert run(consumer._commit_tps([tp], start_new_transaction=False)) is False
+    assert consumer._committed_offset[tp] == 54 and sorted(consumer._acked[tp]) == [54, 55, 56]
+    assert run(consumer._commit_tps([tp], start_new_transaction=False)) is True
+    assert sent == [{tp: 57}, {tp: 57}] and consumer._committed_offset[tp] == 57
