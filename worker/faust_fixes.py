@@ -50,6 +50,12 @@ test_chaos.py, test_liveness.py). :func:`install` applies them once per process.
    - puts the acks of a commit that did not happen back (Faust took them off their list and
      recorded the offset as committed anyway: the partition was never committed again).
    Other topics (Faust's changelogs, compacted topics) keep Faust's behaviour.
+
+4. **Table recovery never seeks to a negative offset.** ``Recovery._build_offsets`` takes a
+   changelog's earliest offset minus one, and an earliest offset the broker did not give (-1)
+   became -2: ``seek`` raised "Offset must be a positive integer", the recovery crashed and the
+   worker exited 1 (seen in the chaos suite, on a worker started again after a kill with its
+   state wiped). A negative offset now means "from the beginning" (0), as -1 already did.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ def install() -> None:
     _patch_seek_to_committed()
     _patch_producer_buffer()
     _patch_contiguous_commits()
+    _patch_recovery_seek()
     _installed = True
 
 
@@ -419,3 +426,19 @@ def set_contiguous_topics(names: Iterable[str]) -> None:
     CONTIGUOUS_TOPICS.update(names)
 
 
+
+
+def _patch_recovery_seek() -> None:
+    from faust.tables.recovery import Recovery
+
+    async def _seek_offsets(self: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        new_offsets = {}
+        for tp in tps:
+            offset = offsets[tp]
+            if offset < -1:
+                log.warning("%s recovery of %s[%s]: offset %d, read from the beginning", title, tp.topic,
+                            tp.partition, offset)
+            new_offsets[tp] = max(offset, 0)
+        await consumer.seek_wait(new_offsets)
+
+    Recovery._seek_offsets = _seek_offsets  # type: ignore[method-assign]

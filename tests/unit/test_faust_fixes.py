@@ -172,3 +172,19 @@ def test_a_commit_that_did_not_happen_keeps_its_acks(consumer, monkeypatch) -> N
     assert consumer._committed_offset[tp] == 54 and sorted(consumer._acked[tp]) == [54, 55, 56]
     assert run(consumer._commit_tps([tp], start_new_transaction=False)) is True
     assert sent == [{tp: 57}, {tp: 57}] and consumer._committed_offset[tp] == 57
+
+
+def test_table_recovery_never_seeks_before_the_beginning(consumer) -> None:
+    """An earliest offset the broker did not give (-1) made Faust seek to -2 and crash the worker."""
+    from faust.tables.recovery import Recovery
+
+    seeks: list[dict] = []
+
+    class Fake:
+        async def seek_wait(self, offsets):
+            seeks.append(dict(offsets))
+
+    a, b, c = TP("ff-changelog", 0), TP("ff-changelog", 1), TP("ff-changelog", 2)
+    run = consumer.loop.run_until_complete
+    run(Recovery._seek_offsets(None, Fake(), {a, b, c}, {a: -2, b: -1, c: 7}, "active"))
+    assert seeks == [{a: 0, b: 0, c: 7}]
