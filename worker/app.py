@@ -47,6 +47,7 @@ BATCH = 20000
 PROGRESS_EVERY = 5.0  # seconds between lag samples (/metrics, /livez)
 PUBLISH_EVERY = 5.0  # seconds between publications of streams and statements
 WITHIN = 0.05
+CHECKPOINT_COST_FACTOR = 10  # the next checkpoint waits at least 10x as long as the last one took
 
 
 @contextmanager
@@ -188,7 +189,7 @@ def create_app(
     # the view this worker holds: loaded from the newest checkpoint and the tail of royalty.inputs
     # when it comes to own the partition (worker/checkpoint.py), dropped when the partition goes
     held: dict[str, Any] = {"ready": False, "loading": False, "generation": 0, "through": 0, "last": None,
-                            "since_checkpoint": 0, "loaded": None}
+                            "since_checkpoint": 0, "loaded": None, "next_checkpoint": 0.0}
     load_lock = asyncio.Lock()
     stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
     processed: dict[str, int] = {}  # source topic (catalog name) -> records this worker's agents processed
@@ -269,9 +270,10 @@ def create_app(
     @app.timer(interval=float(settings.checkpoint_seconds))
     async def write_checkpoint() -> None:
         """The owner's checkpoint, when the view changed since the last one."""
-        if not ensure_rebuilt() or held["since_checkpoint"] == 0:
+        if not ensure_rebuilt() or held["since_checkpoint"] == 0 or time.monotonic() < held["next_checkpoint"]:
             return
         n, through = held["since_checkpoint"], held["through"]
+        t_snap = time.perf_counter()
         snapshot = view.to_snapshot()  # on the loop: the view between two batches
         slot = checkpoint.next_slot(held["last"])
         t0 = time.perf_counter()
@@ -284,6 +286,8 @@ def create_app(
             return
         held["last"] = checkpoint.Manifest.parse(records[-1][1])
         held["since_checkpoint"] = max(0, held["since_checkpoint"] - n)
+        # a big view takes long to snapshot (it blocks the loop): at most ~10% of the time on it
+        held["next_checkpoint"] = time.monotonic() + CHECKPOINT_COST_FACTOR * (time.perf_counter() - t_snap)
         log.info("checkpoint %s written: %d facts, royalty.inputs before offset %d, %d bytes in %d chunk(s), %.1fs",
                  slot, view.facts, through, sum(len(v) for _, v in records), len(records) - 1, time.perf_counter() - t0)
 
