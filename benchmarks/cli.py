@@ -240,6 +240,27 @@ def bench_pipeline_cmd(events: int, workers: int, rate: int, seconds: float) -> 
     record("pipeline", run_pipeline(events, workers, rate, seconds), settings)
 
 
+@bench_group.command("recovery")
+@click.option("--plays", default="1000000,4000000", show_default=True,
+              help="Comma list of play counts; each N on its own private broker.")
+@click.option("--tracks", default=1000, show_default=True, help="Catalog size (tracks with rights in 8 countries).")
+def bench_recovery_cmd(plays: str, tracks: int) -> None:
+    """A fresh worker (local state wiped) recovering the royalty view, vs a restart with state kept
+    and raw consumption of the changelog."""
+    from benchmarks.recovery import run_recovery
+
+    try:
+        ns = [int(x.replace("_", "")) for x in plays.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a comma list of integers: {plays!r}", param_hint="--plays") from None
+    if not ns or min(ns) <= 0:
+        raise click.BadParameter("give at least one positive play count", param_hint="--plays")
+    settings = load()
+    results, text = run_recovery(ns, tracks, keep_logs=settings.data_dir / "bench")
+    click.echo(text)
+    record("recovery", results, settings)
+
+
 def _flat(result: object) -> dict:
     """A benchmark result as a flat dict (dataclass results included)."""
     import dataclasses
@@ -342,7 +363,7 @@ def bench_search_cmd(tracks: int) -> None:
 def bench_all_cmd(ctx: click.Context) -> None:
     """Every part in turn; a part that fails is reported and the others still run."""
     failed = []
-    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search"):
+    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search", "recovery"):
         cmd = bench_group.commands[name]
         try:
             ctx.invoke(cmd)
