@@ -267,6 +267,13 @@ def create_app(
         except Exception:  # noqa: BLE001 - retried on the next tick; the agent waits meanwhile
             log.exception("loading the royalty view failed; retrying")
 
+    @app.timer(interval=5.0)
+    async def fetch_stuck_partitions_again() -> None:
+        try:
+            await faust_fixes.rewind_stuck(app.consumer, time.monotonic())
+        except Exception:  # noqa: BLE001 - a watchdog never takes the worker down
+            log.exception("stuck-partition check failed")
+
     @app.timer(interval=float(settings.checkpoint_seconds))
     async def write_checkpoint() -> None:
         """The owner's checkpoint, when the view changed since the last one."""

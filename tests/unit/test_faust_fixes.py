@@ -188,3 +188,25 @@ def test_table_recovery_never_seeks_before_the_beginning(consumer) -> None:
     run = consumer.loop.run_until_complete
     run(Recovery._seek_offsets(None, Fake(), {a, b, c}, {a: -2, b: -1, c: 7}, "active"))
     assert seeks == [{a: 0, b: 0, c: 7}]
+
+
+def test_a_partition_stuck_behind_an_unacked_committed_offset_is_fetched_again(consumer, monkeypatch) -> None:
+    tp, fine = TP(TOPIC, 0), TP(TOPIC, 1)
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(partition, offset):
+        seeks.append((partition, offset))
+        faust_fixes._next(consumer)[partition] = offset
+
+    monkeypatch.setattr(consumer, "seek", seek)
+    monkeypatch.setattr(consumer, "assignment", lambda: {tp, fine})
+    _acked(consumer, tp, [], committed=7)
+    _acked(consumer, fine, [20], committed=20)  # its committed record is acked: just not committed yet
+    faust_fixes._next(consumer)[tp] = 12  # 7..11 delivered, 7 never acked
+    faust_fixes._next(consumer)[fine] = 21
+    run = consumer.loop.run_until_complete
+    assert run(faust_fixes.rewind_stuck(consumer, 100.0)) == []
+    assert run(faust_fixes.rewind_stuck(consumer, 110.0)) == []  # not long enough
+    assert run(faust_fixes.rewind_stuck(consumer, 116.0)) == [tp]
+    assert seeks == [(tp, 7)]
+    assert run(faust_fixes.rewind_stuck(consumer, 200.0)) == []  # rewound: nothing past the commit now
