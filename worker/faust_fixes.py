@@ -55,7 +55,8 @@ test_chaos.py, test_liveness.py). :func:`install` applies them once per process.
    changelog's earliest offset minus one, and an earliest offset the broker did not give (-1)
    became -2: ``seek`` raised "Offset must be a positive integer", the recovery crashed and the
    worker exited 1 (seen in the chaos suite, on a worker started again after a kill with its
-   state wiped). A negative offset now means "from the beginning" (0), as -1 already did.
+   state wiped); an offset of None did the same. Both now mean "from the beginning" (0), as -1
+   already did.
 """
 
 from __future__ import annotations
@@ -435,9 +436,10 @@ def _patch_recovery_seek() -> None:
         new_offsets = {}
         for tp in tps:
             offset = offsets[tp]
-            if offset < -1:
-                log.warning("%s recovery of %s[%s]: offset %d, read from the beginning", title, tp.topic,
+            if offset is None or offset < -1:  # None: no offset known at all
+                log.warning("%s recovery of %s[%s]: offset %s, read from the beginning", title, tp.topic,
                             tp.partition, offset)
+                offset = 0
             new_offsets[tp] = max(offset, 0)
         await consumer.seek_wait(new_offsets)
 

@@ -184,10 +184,10 @@ def test_table_recovery_never_seeks_before_the_beginning(consumer) -> None:
         async def seek_wait(self, offsets):
             seeks.append(dict(offsets))
 
-    a, b, c = TP("ff-changelog", 0), TP("ff-changelog", 1), TP("ff-changelog", 2)
+    a, b, c, d = (TP("ff-changelog", i) for i in range(4))
     run = consumer.loop.run_until_complete
-    run(Recovery._seek_offsets(None, Fake(), {a, b, c}, {a: -2, b: -1, c: 7}, "active"))
-    assert seeks == [{a: 0, b: 0, c: 7}]
+    run(Recovery._seek_offsets(None, Fake(), {a, b, c, d}, {a: -2, b: -1, c: 7, d: None}, "active"))
+    assert seeks == [{a: 0, b: 0, c: 7, d: 0}]
 
 
 def test_a_partition_stuck_behind_an_unacked_committed_offset_is_fetched_again(consumer, monkeypatch) -> None:
