@@ -12,9 +12,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from core.timefmt import period_of
-from processors import plays, royalties
+from processors import plays, royalties, snapshot
 from processors.grants import check_client_event
-from processors.rules import ROYALTY_SOURCE_TYPES
+from processors.rules import DAY_MS, ROYALTY_SOURCE_TYPES
 from processors.statement import StatementLine, to_csv
 from schemas.codec import Codec, EventError
 from schemas.validate import decode_record
@@ -131,13 +131,22 @@ class RoyaltyView:
         self.all_dirty = False  # a catalog/rights/takedown fact may touch any period
         self.published: dict[str, set[str]] = {}  # period -> play ids last published as streams
         self.reported: set[tuple[str, str, str]] = set()  # (play_id, other user, play's user) dead-lettered
+        # checkpoints (processors/snapshot.py): the encoded segments per key (a day's plays, a
+        # period's published ids), the keys that changed since, and whether every key is tracked
+        self.segments: dict[str, list[bytes]] = {}
+        self.unsaved: set[str] = set()
+        self.tracked = True
 
     def apply(self, fact: dict[str, Any]) -> str | None:
         """Fold one fact; returns the period it touched (None when not a single period)."""
         self.facts += 1
         if fact["kind"] == "play":
             summary = plays.PlaySummary.from_dict({k: v for k, v in fact.items() if k != "kind"})
+            before = self.state.plays.get(summary.play_id)
+            if before is not None:  # the merge may move the play to another day
+                self.unsaved.add(snapshot.day_key(before[0][1] // DAY_MS))
             royalties.apply_play_summary(self.state, summary)
+            self.unsaved.add(snapshot.day_key(self.state.plays[summary.play_id][0][1] // DAY_MS))
             period = period_of(summary.play_time)
             self.dirty.add(period)
             return period
@@ -169,8 +178,11 @@ class RoyaltyView:
                 "country": country, "product": product, "play_time": key[1], "ms_played": ms,
                 "rightsholders": [{"rightsholder_id": rh, "share_ppm": ppm} for rh, ppm in shares],
             })
-        gone = self.published.get(period, set()) - set(now)
-        self.published[period] = set(now)
+        before = self.published.get(period)
+        gone = (before or set()) - set(now)
+        if before is None or before != now.keys():
+            self.published[period] = set(now)
+            self.unsaved.add(snapshot.published_key(period))
         return [(pid, raw) for pid, raw in now.items()] + [(pid, None) for pid in sorted(gone)]
 
     def apply_batch(
@@ -215,11 +227,27 @@ class RoyaltyView:
     def periods(self) -> list[str]:
         return sorted(self.state.by_period)
 
-    # -- checkpoints (worker/checkpoint.py): the whole view as plain data ---------------------------
+    # -- checkpoints (worker/checkpoint.py, processors/snapshot.py) -------------------------------
     def to_snapshot(self) -> bytes:
-        """The view as JSON bytes: the fold's state, what was last published as streams (so a
-        stream that stops being one after a recovery still gets its tombstone) and the foreign
-        users already dead-lettered (so they are not reported again)."""
+        """The view as a format-2 snapshot: the fold's state, what was last published as streams
+        (so a stream that stops being one after a recovery still gets its tombstone) and the
+        foreign users already dead-lettered (so they are not reported again). Only the periods that
+        changed since the last snapshot (days, published sets) are encoded again. Reads the view, and may run in a thread
+        while nothing folds into it (worker/app.py holds the view's lock)."""
+        state, published, cache, unsaved = self.state, self.published, self.segments, self.unsaved
+        header = snapshot.encode_header(state, self.facts, self.reported)
+        keys = set(unsaved) if self.tracked else snapshot.all_keys(state, published)
+        fresh = snapshot.encode(state, published, keys)
+        for k in keys:  # a day whose plays all moved to another: no segment any more
+            cache.pop(k, None)
+        cache.update(fresh)
+        unsaved.difference_update(keys)
+        self.tracked = True
+        return snapshot.assemble(header, cache)
+
+    def to_snapshot_v1(self) -> bytes:
+        """The format-1 snapshot (one JSON document) that earlier versions wrote; for tests of
+        reading checkpoints written before an upgrade."""
         return orjson.dumps({
             "version": 1, "facts": self.facts, "state": self.state.to_dict(),
             "published": {p: sorted(ids) for p, ids in self.published.items()},
@@ -227,14 +255,18 @@ class RoyaltyView:
         })
 
     @classmethod
-    def from_snapshot(cls, raw: bytes) -> RoyaltyView:
-        """The view :meth:`to_snapshot` wrote (every period dirty: re-published once); ValueError
-        when ``raw`` is not one."""
+    def from_snapshot(cls, raw: bytes, pause: float = 0.0) -> RoyaltyView:
+        """The view a snapshot holds (every period dirty: re-published once); ValueError when
+        ``raw`` is not one. Format 2 (:meth:`to_snapshot`), or format 1 (one JSON document)."""
+        view = cls()
+        if raw.startswith(snapshot.MAGIC):
+            view.state, view.facts, view.reported, view.published, view.segments = snapshot.decode(raw, pause)
+            view.all_dirty = True
+            return view
         try:
             d = orjson.loads(raw)
             if d.get("version") != 1:
                 raise ValueError(f"unknown snapshot version {d.get('version')!r}")
-            view = cls()
             view.state = royalties.RoyaltyState.from_dict(d["state"])
             view.facts = int(d["facts"])
             view.published = {p: set(ids) for p, ids in d["published"].items()}
@@ -242,6 +274,7 @@ class RoyaltyView:
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"not a royalty view snapshot: {exc!r}") from None
         view.all_dirty = True
+        view.tracked = False  # its first format-2 snapshot encodes every day
         return view
 
 

@@ -101,8 +101,22 @@ class RoyaltyState:
 
     # -- plain-data form (JSON-compatible) ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        return {"plays": self.plays_dict(self.plays), **self.tables_dict()}
+
+    @staticmethod
+    def plays_dict(plays: dict[str, list[Any]], pids: Iterable[str] | None = None) -> dict[str, list[Any]]:
+        """Plays (all, or those of ``pids``) as plain data: ``pid -> [key, ms]`` (+ others)."""
+        if pids is None:
+            return {pid: [list(a[0]), a[1]] + ([a[2]] if a[2] else []) for pid, a in plays.items()}
+        out = {}
+        for pid in pids:
+            a = plays[pid]
+            out[pid] = [list(a[0]), a[1]] + ([a[2]] if a[2] else [])
+        return out
+
+    def tables_dict(self) -> dict[str, Any]:
+        """Everything but the plays, as plain data (catalog, ingests, rights, takedowns, pools)."""
         return {
-            "plays": {pid: [list(a[0]), a[1]] + ([a[2]] if a[2] else []) for pid, a in self.plays.items()},
             "catalog": self.catalog.to_dict(),
             "ingests": {
                 isrc: [[o, e, t, [list(s) for s in sh]] for o, e, t, sh in lst]
@@ -115,7 +129,14 @@ class RoyaltyState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoyaltyState:
-        st = cls(
+        st = cls.from_tables(d)
+        st.add_plays(d["plays"])
+        return st
+
+    @classmethod
+    def from_tables(cls, d: dict[str, Any]) -> RoyaltyState:
+        """A state with the tables of :meth:`tables_dict` and no plays."""
+        return cls(
             catalog=CatalogIndex.from_dict(d["catalog"]),
             ingests={
                 isrc: [(o, e, t, tuple((s[0], s[1]) for s in sh)) for o, e, t, sh in lst]
@@ -125,10 +146,16 @@ class RoyaltyState:
             takedowns={t: [(o, e, tuple(ter)) for o, e, ter in lst] for t, lst in d["takedowns"].items()},
             pools={(p[0], p[1], p[2]): (p[3], p[4], p[5]) for p in d["pools"]},
         )
-        for pid, acc in d["plays"].items():
+
+    def merge_play(self, pid: str, key: PlayKey, ms: int, others: Others = ()) -> None:
+        """Join one play (its deciding key, its user's ms, other users' ms) into the state."""
+        _merge_play(self, pid, key, ms, others)
+
+    def add_plays(self, plays_data: dict[str, list[Any]]) -> None:
+        """Join plays given as :meth:`plays_dict` data into the state."""
+        for pid, acc in plays_data.items():
             others = tuple((u, m, False) for u, m in acc[2].items()) if len(acc) > 2 and acc[2] else ()
-            _merge_play(st, pid, tuple(acc[0]), acc[1], others)
-        return st
+            _merge_play(self, pid, tuple(acc[0]), acc[1], others)
 
 
 # -- folding ------------------------------------------------------------------------------------

@@ -191,6 +191,8 @@ def create_app(
     held: dict[str, Any] = {"ready": False, "loading": False, "generation": 0, "through": 0, "last": None,
                             "since_checkpoint": 0, "loaded": None, "next_checkpoint": 0.0}
     load_lock = asyncio.Lock()
+    # held while the view changes (folds, publications) or is being snapshotted in a thread
+    view_lock = asyncio.Lock()
     stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
     processed: dict[str, int] = {}  # source topic (catalog name) -> records this worker's agents processed
     fault = _Fault(settings, datadir)
@@ -279,24 +281,31 @@ def create_app(
         """The owner's checkpoint, when the view changed since the last one."""
         if not ensure_rebuilt() or held["since_checkpoint"] == 0 or time.monotonic() < held["next_checkpoint"]:
             return
-        n, through = held["since_checkpoint"], held["through"]
-        t_snap = time.perf_counter()
-        snapshot = view.to_snapshot()  # on the loop: the view between two batches
         slot = checkpoint.next_slot(held["last"])
         t0 = time.perf_counter()
         try:
+            async with view_lock:  # nothing folds meanwhile; the loop and the other agents go on
+                n, through, facts, generation = (held["since_checkpoint"], held["through"], view.facts,
+                                                 held["generation"])
+                snapshot = await asyncio.to_thread(view.to_snapshot)
+            t_snap = time.perf_counter() - t0
+            if generation != held["generation"]:
+                return  # revoked while encoding: not ours to write any more
             records = await asyncio.to_thread(checkpoint.records_of, snapshot, slot=slot, through=through,
-                                              facts=view.facts)
+                                              facts=facts)
             await asyncio.to_thread(checkpoint.write, settings, records)
         except Exception:  # noqa: BLE001 - the next tick writes a newer one; recovery reads the other slot
             log.exception("checkpoint not written")
             return
+        if generation != held["generation"]:
+            return
         held["last"] = checkpoint.Manifest.parse(records[-1][1])
         held["since_checkpoint"] = max(0, held["since_checkpoint"] - n)
-        # a big view takes long to snapshot (it blocks the loop): at most ~10% of the time on it
-        held["next_checkpoint"] = time.monotonic() + CHECKPOINT_COST_FACTOR * (time.perf_counter() - t_snap)
-        log.info("checkpoint %s written: %d facts, royalty.inputs before offset %d, %d bytes in %d chunk(s), %.1fs",
-                 slot, view.facts, through, sum(len(v) for _, v in records), len(records) - 1, time.perf_counter() - t0)
+        # folding waits while a snapshot is encoded: at most ~10% of the time on it
+        held["next_checkpoint"] = time.monotonic() + CHECKPOINT_COST_FACTOR * t_snap
+        log.info("checkpoint %s written: %d facts, royalty.inputs before offset %d, %d bytes in %d chunk(s), "
+                 "encoded in %.1fs, %.1fs in all", slot, facts, through, sum(len(v) for _, v in records),
+                 len(records) - 1, t_snap, time.perf_counter() - t0)
 
     @app.agent(inputs_t)
     async def royalty(stream: faust.StreamT) -> None:
@@ -305,17 +314,25 @@ def create_app(
                 t0 = time.perf_counter()
                 while not await load_view():  # just assigned: the view is loading (a timer retries it)
                     await asyncio.sleep(0.2)
+                # records before `through` are in the view already (loaded with it, or folded):
+                # the group's commit trails what a recovery read, and a rewind delivers again
+                fresh = [e for e in events if e.message.offset >= held["through"]]
+                if not fresh:
+                    processed["royalty.inputs"] = processed.get("royalty.inputs", 0) + len(events)
+                    return
                 items = []
                 unreadable = []
-                for e in events:
+                for e in fresh:
                     try:
                         items.extend((k, raw, e) for k, raw in batches.unpack_facts(e.value))
                     except ValueError as exc:
                         unreadable.append(batches.Dead(_raw(e), str(exc)))
-                _, bad = view.apply_batch(items)
+                async with view_lock:
+                    _, bad = view.apply_batch(items)
                 await send_dead(unreadable + [batches.Dead(_raw(src), reason) for src, reason in bad])
-                held["through"] = max(held["through"], events[-1].message.offset + 1)
-                held["since_checkpoint"] += len(events)
+                # only now: a retry of this step (a dead letter not sent) folds the batch again
+                held["through"] = max(held["through"], fresh[-1].message.offset + 1)
+                held["since_checkpoint"] += len(fresh)
                 stats["royalty"] += len(events)
                 stats["royalty_s"] += time.perf_counter() - t0
                 processed["royalty.inputs"] = processed.get("royalty.inputs", 0) + len(events)
@@ -331,10 +348,11 @@ def create_app(
         keyed by play_id, tombstones for plays no longer streams) and the statement CSV."""
         if not ensure_rebuilt():
             return
-        for period in view.take_dirty():
-            for pid, raw in view.stream_changes(period):
-                await streams_t.send(key=pid.encode(), value=raw, force=True)
-            await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode(), force=True)
+        async with view_lock:
+            for period in view.take_dirty():
+                for pid, raw in view.stream_changes(period):
+                    await streams_t.send(key=pid.encode(), value=raw, force=True)
+                await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode(), force=True)
 
     # -- one agent per source topic: per-key views (API read replicas) and royalty facts --------
     # Each topic has exactly one agent: with several Faust agents (or a multi-topic agent) on the

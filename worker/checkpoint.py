@@ -3,7 +3,8 @@
 only from the offset it covers, instead of recovering a changelog of every fact ever folded and
 folding it again.
 
-A checkpoint is the view's snapshot (``RoyaltyView.to_snapshot``), zlib-compressed and cut into
+A checkpoint is the view's snapshot (``RoyaltyView.to_snapshot``: compressed segments,
+processors/snapshot.py; an older format-1 snapshot is one zlib-compressed document), cut into
 chunks under Kafka's default message size, written to one of two slots (``A``/``B``), then its
 manifest: ``{"id", "slot", "chunks", "through", "facts", "written_at"}``, where ``through`` is the
 ``royalty.inputs`` offset before which every record is in the snapshot. A writer always fills the
@@ -18,17 +19,20 @@ may overlap what the snapshot already holds, and the group's commit may trail ``
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import orjson
 
 from core.settings import Settings
 from processors.batches import RoyaltyView
+from processors.snapshot import MAGIC as SNAPSHOT_MAGIC
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ INPUTS = "royalty.inputs"
 CHUNK_BYTES = 900_000  # under the broker's default message.max.bytes (1 MiB) with headers and key
 SLOTS = ("A", "B")
 READ_IDLE_TIMEOUT = 60.0
+DECODE_PAUSE = 0.001  # seconds between two decoded segments: the worker's other threads run
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ def records_of(snapshot: bytes, *, slot: str, through: int, facts: int, ckpt_id:
                now: float | None = None) -> list[tuple[bytes, bytes]]:
     """The ``(key, value)`` records of one checkpoint: its chunks, then its manifest (last)."""
     ckpt_id = ckpt_id or uuid.uuid4().hex
-    payload = zlib.compress(snapshot, 1)
+    # a format-2 snapshot's segments are compressed already (processors/snapshot.py)
+    payload = snapshot if snapshot.startswith(SNAPSHOT_MAGIC) else zlib.compress(snapshot, 1)
     chunks = [payload[i : i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [b""]
     out = [(f"{slot}:{i}".encode(), ckpt_id.encode() + b"\n" + c) for i, c in enumerate(chunks)]
     # stale chunks of an earlier, longer checkpoint in this slot are harmless: the manifest counts
@@ -103,11 +109,13 @@ def candidates(records: Iterable[tuple[bytes, bytes | None]]) -> list[tuple[Mani
     return found
 
 
-def restore(records: Iterable[tuple[bytes, bytes | None]]) -> tuple[RoyaltyView, Manifest] | None:
-    """The view of the newest checkpoint that decodes, with its manifest; None when there is none."""
+def restore(records: Iterable[tuple[bytes, bytes | None]], pause: float = 0.0) -> tuple[RoyaltyView, Manifest] | None:
+    """The view of the newest checkpoint that decodes, with its manifest; None when there is none.
+    (``pause``: seconds the decoding thread sleeps between two segments, processors/snapshot.py.)"""
     for m, payload in candidates(records):
         try:
-            return RoyaltyView.from_snapshot(zlib.decompress(payload)), m
+            raw = payload if payload.startswith(SNAPSHOT_MAGIC) else zlib.decompress(payload)
+            return RoyaltyView.from_snapshot(raw, pause), m
         except (zlib.error, ValueError) as exc:
             log.warning("checkpoint %s (slot %s) does not decode (%s): trying an older one", m.id, m.slot, exc)
     return None
@@ -170,7 +178,23 @@ def end_offset(settings: Settings, topic: str) -> int:
 
 
 def load_latest(settings: Settings) -> tuple[RoyaltyView, Manifest] | None:
-    return restore((k or b"", v) for _, k, v in read_topic(settings, TOPIC))
+    return restore(((k or b"", v) for _, k, v in read_topic(settings, TOPIC)), pause=DECODE_PAUSE)
+
+
+@contextmanager
+def no_gc_while_building() -> Iterator[None]:
+    """Build a big view without the cyclic GC, then freeze what was built.
+
+    A view of millions of plays is tens of millions of objects, and none of them is garbage; a full
+    collection walks all of them, holding the GIL for seconds (the worker's consumer thread then
+    misses heartbeats). The collector is off while the view is built, and ``gc.freeze`` then moves
+    everything alive into the permanent generation, so later collections do not walk it again."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.freeze()
 
 
 @dataclass
@@ -195,18 +219,19 @@ def recover(settings: Settings) -> Recovered:
     that do not unpack, and facts the view refuses, were dead-lettered when first folded: skipped."""
     from processors.batches import unpack_facts
 
-    t0 = time.perf_counter()
-    got = load_latest(settings)
-    view, manifest = got if got else (RoyaltyView(), None)
-    t1 = time.perf_counter()
-    end = end_offset(settings, INPUTS)
-    n = 0
-    for _, _, value in read_topic(settings, INPUTS, manifest.through if manifest else 0, end):
-        n += 1
-        try:
-            view.apply_batch([(k, raw, None) for k, raw in unpack_facts(value or b"")])
-        except ValueError:
-            continue
+    with no_gc_while_building():
+        t0 = time.perf_counter()
+        got = load_latest(settings)
+        view, manifest = got if got else (RoyaltyView(), None)
+        t1 = time.perf_counter()
+        end = end_offset(settings, INPUTS)
+        n = 0
+        for _, _, value in read_topic(settings, INPUTS, manifest.through if manifest else 0, end):
+            n += 1
+            try:
+                view.apply_batch([(k, raw, None) for k, raw in unpack_facts(value or b"")])
+            except ValueError:
+                continue
     return Recovered(view, manifest, end, n, t1 - t0, time.perf_counter() - t1)
 
 

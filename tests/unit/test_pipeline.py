@@ -261,3 +261,107 @@ def test_a_snapshot_that_is_not_one_is_refused() -> None:
     for raw in (b"", b"[]", b'{"version": 2}', b'{"version": 1, "facts": 1}', b"\x00\x01"):
         with pytest.raises(ValueError):
             batches.RoyaltyView.from_snapshot(raw)
+
+
+def _state_of(view: batches.RoyaltyView) -> tuple:
+    s = view.state
+    return (s.plays, s.by_period, s.catalog, s.ingests, s.rights, s.takedowns, s.pools, view.facts,
+            view.published, view.reported)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), stops=st.lists(st.floats(0, 1), min_size=1, max_size=6),
+       per_segment=st.sampled_from([1, 7, 20_000]), publish=st.booleans())
+def test_incremental_snapshots_equal_a_snapshot_of_the_whole_view(seed: int, stops: list[float],
+                                                                  per_segment: int, publish: bool) -> None:
+    """Checkpoints re-encode only the periods that changed (processors/snapshot.py): a view
+    snapshotted at several points while it folds, then restored from its last snapshot, equals a
+    view folded in one go (every play, table, published set and report), and so does the view
+    restored from that one's single snapshot."""
+    import pytest
+
+    from processors import snapshot
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(snapshot, "SEGMENT_ITEMS", per_segment)
+    try:
+        rng = random.Random(seed)
+        events = EVENTS + rng.sample(EVENTS, 200)
+        rng.shuffle(events)
+        log = _inputs_log(events, sorted(rng.sample(range(len(events)), 5)))
+        live = batches.RoyaltyView()
+        done = 0
+        for stop in sorted(stops):
+            k = int(stop * len(log))
+            _apply_records(live, log[done:k])
+            done = max(done, k)
+            for period in live.take_dirty() if publish else ():
+                live.stream_changes(period)
+            live.to_snapshot()
+        _apply_records(live, log[done:])
+        for period in live.take_dirty():
+            live.stream_changes(period)
+        restored = batches.RoyaltyView.from_snapshot(live.to_snapshot())
+        whole = batches.RoyaltyView()
+        _apply_records(whole, log)
+        for period in whole.take_dirty():
+            whole.stream_changes(period)
+        assert _state_of(restored) == _state_of(whole) == _state_of(live)
+        assert _state_of(batches.RoyaltyView.from_snapshot(whole.to_snapshot())) == _state_of(whole)
+        for period, text in EXPECTED.items():
+            assert restored.statement_csv(period) == text
+    finally:
+        mp.undo()
+
+
+def test_a_snapshot_re_encodes_only_the_periods_that_changed() -> None:
+    view = batches.RoyaltyView()
+    _apply_records(view, _inputs_log(EVENTS, []))
+    for period in view.take_dirty():
+        view.stream_changes(period)
+    view.to_snapshot()
+    before = dict(view.segments)
+    late = next(e for e in EVENTS if e["type"] == "play.started")
+    day = f"d:{late['occurred_at'] // 86_400_000}"
+    again = dict(late, event_id="late-" + late["event_id"], play_id="late-play")
+    _apply_records(view, _inputs_log([again], []))
+    assert view.unsaved == {day}
+    restored = batches.RoyaltyView.from_snapshot(view.to_snapshot())
+    assert len(before) > 3 and day in before
+    assert all(view.segments[k] is segs for k, segs in before.items() if k != day)
+    assert view.segments[day] is not before[day]
+    assert "late-play" in restored.state.plays and restored.state.plays.keys() == view.state.plays.keys()
+    # a restored view starts with every period's segments: its first snapshot encodes none again
+    segs = {p: list(s) for p, s in restored.segments.items()}
+    restored.to_snapshot()
+    assert {p: list(s) for p, s in restored.segments.items()} == segs
+
+
+def test_checkpoints_of_the_previous_format_still_restore() -> None:
+    view = batches.RoyaltyView()
+    _apply_records(view, _inputs_log(EVENTS, []))
+    for period in view.take_dirty():
+        view.stream_changes(period)
+    old = batches.RoyaltyView.from_snapshot(view.to_snapshot_v1())
+    assert _state_of(old) == _state_of(view)
+    # and its first format-2 snapshot encodes every period (none was cached)
+    assert _state_of(batches.RoyaltyView.from_snapshot(old.to_snapshot())) == _state_of(view)
+
+
+def test_a_cut_or_corrupt_format_2_snapshot_is_refused() -> None:
+    import zlib
+
+    import pytest
+
+    from processors import snapshot
+
+    view = batches.RoyaltyView()
+    _apply_records(view, _inputs_log(EVENTS, []))
+    raw = view.to_snapshot()
+    bad = [raw[: len(raw) - 3], raw[: len(snapshot.MAGIC) + 2], snapshot.MAGIC,
+           snapshot.MAGIC + (5).to_bytes(4, "big") + b"xxxxx",
+           snapshot.MAGIC + (len(z := zlib.compress(b'{"version": 3}'))).to_bytes(4, "big") + z,
+           snapshot.assemble(zlib.compress(b'{"version": 2, "facts": 1}'), {})]
+    for b in bad:
+        with pytest.raises(ValueError):
+            batches.RoyaltyView.from_snapshot(b)
