@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
@@ -131,6 +132,23 @@ async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None]) -> 
     for m in messages:
         m.acked = False
         consumer.ack(m)  # the consumer's bookkeeping: this offset may be committed now
+
+
+def drop_slowly(state: Any, published: dict[str, set[str]]) -> None:
+    """Free a big view a play at a time, in a thread. Dropping it at once is one C call that holds
+    the interpreter lock until tens of millions of objects are freed (0.6 s at 1M plays): the
+    loop and the consumer thread's heartbeats would wait that long."""
+    plays, by_period = state.plays, state.by_period
+    while plays:
+        plays.popitem()
+    while by_period:
+        _, groups = by_period.popitem()
+        while groups:
+            groups.popitem()
+    while published:
+        _, ids = published.popitem()
+        while ids:
+            ids.pop()
 
 
 def _raw(event: Any) -> RawRecord:
@@ -259,7 +277,9 @@ def create_app(
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
         # the view may move to another worker: drop it; it is loaded again when owned again
+        old = (view.state, view.published)
         view.__init__()
+        threading.Thread(target=drop_slowly, args=old, name="drop-royalty-view", daemon=True).start()
         held.update(ready=False, generation=held["generation"] + 1, since_checkpoint=0)
 
     @app.timer(interval=1.0)
