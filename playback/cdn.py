@@ -669,6 +669,8 @@ def cache_bytes_from_env() -> int:
     return load().cdn_cache_bytes
 
 
+
+CDN_KEY = web.AppKey("cdn", CdnState)
 def build_app(
     *,
     signer: Signer,
@@ -678,7 +680,7 @@ def build_app(
     follow: Any = None,
     takedowns: TakedownView | None = None,
 ) -> web.Application:
-    """The CDN aiohttp application (``app["cdn"]`` is its :class:`CdnState`).
+    """The CDN aiohttp application (``app[CDN_KEY]`` is its :class:`CdnState`).
 
     ``follow``: settings whose broker and topic prefix the takedown view follows (started with the
     app); ``takedowns``: a view filled by other means (tests). Neither: no takedown checks.
@@ -689,7 +691,7 @@ def build_app(
         feed = ReplicaFeed(takedowns, TAKEDOWN_KINDS, name="takedown view")
     state = CdnState(signer, SegmentStore(data_dir), EdgeCache(cache_bytes), clock, takedowns=takedowns, feed=feed)
     app = web.Application(handler_args={"max_field_size": 8190})
-    app["cdn"] = state
+    app[CDN_KEY] = state
 
     async def on_startup(app: web.Application) -> None:
         await state.start_feed(follow)

@@ -133,6 +133,9 @@ ERRORS = {
 }
 
 
+CATCHING_UP = "Service unavailable: the replicas are catching up with the log (see Retry-After)"
+
+
 def _resp(description: str, schema: dict | None = None) -> dict:
     out: dict[str, Any] = {"description": description}
     if schema is not None:
@@ -241,6 +244,11 @@ def spec(server_url: str | None = None) -> dict:
                        body=_body("ReorderTracks"), errors=WRITE_ERRORS),
         },
     }
+    # every /v1 route answers 503 (with Retry-After) while the read replicas catch up (playback/app.py)
+    for path, ops in paths.items():
+        if path.startswith("/v1/"):
+            for op in ops.values():
+                op["responses"].setdefault("503", _resp(CATCHING_UP, _ref("Error")))
     return {
         "openapi": "3.0.3",
         "info": {"title": "playlog playback API", "version": "1",

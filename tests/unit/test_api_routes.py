@@ -401,6 +401,8 @@ def test_openapi_lists_every_route_and_metrics_have_latency_histograms(world: Wo
                       if r.resource.canonical.startswith("/v1")}
         spec_routes = {(m, p) for p, ops in spec["paths"].items() for m in ops}
         assert app_routes == spec_routes
+        # every /v1 route can answer 503 while the replicas catch up (playback/app.py): documented
+        assert all("503" in op["responses"] for ops in spec["paths"].values() for op in ops.values())
         await call(c, "GET", "/v1/tracks/t1", world.token("u1"))
         resp = await c.get("/metrics")
         text = await resp.text()

@@ -204,7 +204,7 @@ def test_cdn_refuses_a_taken_down_territory_purges_and_serves_the_others(tmp_pat
     signer = Signer({"k1": "secret"})
     now = time.time()
     app = cdn.build_app(signer=signer, data_dir=tmp_path, cache_bytes=1 << 20, takedowns=view)
-    state = app["cdn"]
+    state = app[cdn.CDN_KEY]
 
     def target(k: int, territory: str | None) -> str:
         parts = urlsplit(signer.sign_segment_url("http://cdn", file_id, k, now=now, territory=territory))
