@@ -14,7 +14,8 @@ from core.settings import Settings
 from devstack.supervisor import Child, free_port, playlog_argv
 from topics.lag import group_lag
 
-SOURCE_TOPICS = ["listening", "catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
+SOURCE_TOPICS = ["listening", "catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs",
+                 "royalty.plays", "royalty.tallies"]
 
 
 class WorkerProcess(Child):
@@ -78,7 +79,8 @@ def source_lag(settings: Settings) -> dict[str, int]:
 
 
 def wait_caught_up(settings: Settings, workers: list[WorkerProcess], timeout: float = 180.0) -> dict[str, int]:
-    """Until one worker owns the royalty view and the group has no lag anywhere (twice in a row)."""
+    """Until one worker owns the royalty money step, the group has no lag anywhere and no worker
+    has anything left to publish (twice in a row): the statement then covers every record."""
     deadline = time.monotonic() + timeout
     streak = 0
     last: dict[str, int] = {}
@@ -86,9 +88,11 @@ def wait_caught_up(settings: Settings, workers: list[WorkerProcess], timeout: fl
         for w in workers:
             if not w.alive():
                 raise PlaylogError(f"worker {w.name} died; see {w.log}")
-        owners = [w for w in workers if (st := w.status()) and st.get("owner")]
+        statuses = [w.status() for w in workers]
+        owners = [st for st in statuses if st and st.get("owner")]
+        settled = all(st and not st.get("pending") for st in statuses)
         last = source_lag(settings)
-        if owners and not any(last.values()):
+        if owners and settled and not any(last.values()):
             streak += 1
             if streak >= 2:
                 return last

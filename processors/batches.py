@@ -101,6 +101,8 @@ def unpack_facts(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 def parse_fact(raw: bytes) -> dict[str, Any]:
     fact = orjson.loads(raw)
+    if not isinstance(fact, dict):
+        raise ValueError(f"a royalty fact is a JSON object, not {type(fact).__name__}")
     if fact.get("kind") not in ("play", "event"):
         raise ValueError(f"unknown royalty fact kind {fact.get('kind')!r}")
     return fact
@@ -142,14 +144,8 @@ class RoyaltyView:
         self.facts += 1
         if fact["kind"] == "play":
             summary = plays.PlaySummary.from_dict({k: v for k, v in fact.items() if k != "kind"})
-            before = self.state.plays.get(summary.play_id)
-            if before is not None:  # the merge may move the play to another day
-                self.unsaved.add(snapshot.day_key(before[0][1] // DAY_MS))
-            royalties.apply_play_summary(self.state, summary)
-            self.unsaved.add(snapshot.day_key(self.state.plays[summary.play_id][0][1] // DAY_MS))
-            period = period_of(summary.play_time)
-            self.dirty.add(period)
-            return period
+            self.merge_summary(summary)
+            return period_of(summary.play_time)
         event = fact["event"]
         royalties.evolve(self.state, event)
         if event["type"] == "royalty.pool_declared":
@@ -157,6 +153,21 @@ class RoyaltyView:
             return event["period"]
         self.all_dirty = True
         return None
+
+    def merge_summary(self, summary: plays.PlaySummary) -> None:
+        """Join a play summary into the view (what :meth:`apply` does with a play fact)."""
+        before = self.state.plays.get(summary.play_id)
+        if before is not None:  # the merge may move the play to another day
+            self.unsaved.add(snapshot.day_key(before[0][1] // DAY_MS))
+        royalties.apply_play_summary(self.state, summary)
+        self.touched(self.state.plays[summary.play_id][0])
+        self.dirty.add(period_of(summary.play_time))
+
+    def touched(self, key: plays.PlayKey) -> None:
+        """A play with this deciding key changed: its day is saved again, its period re-published."""
+        day = key[1] // DAY_MS
+        self.unsaved.add(snapshot.day_key(day))
+        self.dirty.add(royalties.period_of_day(day))
 
     def take_dirty(self) -> list[str]:
         """The periods to re-publish (and forget that they were dirty)."""

@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from processors import royalties
+from processors.batches import RoyaltyView, parse_fact, unpack_facts
 from processors.plays import PlayKey, PlaySummary
-from processors.royalties import RoyaltyState, Tally
-from processors.rules import DAY_MS
+from processors.royalties import Tally
 from processors.statement import StatementLine
 
 
@@ -66,24 +68,26 @@ class Decided:
         return cls(pid, tuple(key) if key is not None else None, ms)  # type: ignore[arg-type]
 
 
-@dataclass
 class PlayJoin:
-    """Stage 1, one per play partition: the join of every summary of its play_ids."""
+    """Stage 1, one per play partition: the join of every summary of its play_ids, held in a
+    :class:`RoyaltyView` (its plays and reported foreign users; checkpointed like any view)."""
 
-    user_parts: int
-    state: RoyaltyState = field(default_factory=RoyaltyState)
-    reported: set[tuple[str, str, str]] = field(default_factory=set)
+    def __init__(self, view: RoyaltyView, user_parts: int) -> None:
+        self.view = view
+        self.user_parts = user_parts
 
     def apply(self, summaries: Iterable[PlaySummary]) -> tuple[list[tuple[int, Decided]], list[tuple[str, str, str]]]:
         """Join a batch of summaries; returns ``(user partition, decided play)`` to send, in order,
         and the ``(play_id, other user, play's user)`` to dead-letter (once each)."""
-        plays = self.state.plays
+        view = self.view
+        plays = view.state.plays
         before: dict[str, tuple[PlayKey, int] | None] = {}
         for s in summaries:
             if s.play_id not in before:
                 acc = plays.get(s.play_id)
                 before[s.play_id] = (acc[0], acc[1]) if acc is not None else None
-            royalties.apply_play_summary(self.state, s)
+            view.merge_summary(s)
+            view.facts += 1
         out: list[tuple[int, Decided]] = []
         foreign: list[tuple[str, str, str]] = []
         for pid, was in before.items():
@@ -95,48 +99,103 @@ class PlayJoin:
                 out.append((part, Decided(pid, key, ms)))
             for user in sorted(others or ()):
                 seen = (pid, user, key[3])
-                if seen not in self.reported:
-                    self.reported.add(seen)
+                if seen not in view.reported:
+                    view.reported.add(seen)
                     foreign.append(seen)
         return out, foreign
 
 
-@dataclass
 class UserShard:
     """Stage 2, one per user partition: the decided plays of its users and every catalog, rights,
-    takedown and pool event; the streams and tallies of its users."""
+    takedown and pool event, in a :class:`RoyaltyView` (streams, statements' tallies, checkpoints)."""
 
-    state: RoyaltyState = field(default_factory=RoyaltyState)
+    def __init__(self, view: RoyaltyView) -> None:
+        self.view = view
 
-    def apply_decided(self, d: Decided) -> str | None:
-        """Set or remove a decided play; returns the period it touched (None if nothing changed).
+    def apply_decided(self, d: Decided) -> None:
+        """Set or remove a decided play.
 
         A decided play only moves forward for a given user (its key can only go down, its ms up:
         the join's min and max), so a set is a join too and a redelivered older record changes
         nothing; a removal is followed by a set again if the play comes back to this user."""
-        st = self.state
-        if d.key is None:
-            acc = st.plays.pop(d.play_id, None)
-            if acc is None:
-                return None
-            royalties._index_remove(st, d.play_id, acc[0])
-            return royalties.period_of_day(acc[0][1] // DAY_MS)
+        view = self.view
+        st = view.state
         acc = st.plays.get(d.play_id)
-        if acc is not None and acc[0][3] != d.key[3]:  # another user's (a removal not seen yet)
+        if acc is not None and (d.key is None or acc[0][3] != d.key[3]):  # gone, or another user's now
             royalties._index_remove(st, d.play_id, acc[0])
             del st.plays[d.play_id]
-        royalties._merge_play(st, d.play_id, d.key, d.ms)
-        return royalties.period_of_day(d.key[1] // DAY_MS)
+            view.touched(acc[0])
+        if d.key is not None:
+            royalties._merge_play(st, d.play_id, d.key, d.ms)
+            view.touched(st.plays[d.play_id][0])
+        view.facts += 1
 
     def apply_event(self, event: dict) -> None:
         """A catalog, rights, takedown or pool event (plays come as decided plays only)."""
-        royalties.evolve(self.state, event)
+        self.view.apply({"kind": "event", "event": event})
 
     def tally(self, period: str) -> Tally:
-        return royalties.tally(self.state, period)
+        return royalties.tally(self.view.state, period)
 
     def streams(self, period: str) -> list[tuple[str, str, str, str, royalties.Shares]]:
-        return royalties.streams_of(self.state, period)
+        return royalties.streams_of(self.view.state, period)
+
+
+# -- the records of the stages (what the agents and a recovery fold: one code path) -----------------
+def decided_record(d: Decided) -> tuple[str, bytes]:
+    return "d:" + d.play_id, orjson.dumps(d.to_json())
+
+
+def event_record(event: dict) -> tuple[str, bytes]:
+    return "e:" + event["event_id"], orjson.dumps({"kind": "event", "event": event})
+
+
+def join_records(view: RoyaltyView, user_parts: int, values: list[bytes]) -> tuple[
+        list[tuple[int, Decided]], list[tuple[int, tuple[str, str, str]]], list[tuple[int, str]]]:
+    """Stage 1 on a batch of ``royalty.inputs`` record values (packed play facts): the decided
+    plays to send per user partition; the foreign users to dead-letter, with the index in
+    ``values`` of the record that brought the play's latest summary; and the records that are not
+    packed play facts (index, reason)."""
+    summaries: list[PlaySummary] = []
+    source: dict[str, int] = {}
+    bad: list[tuple[int, str]] = []
+    for i, raw in enumerate(values):
+        try:
+            got = []
+            for _, f in unpack_facts(raw):
+                fact = parse_fact(f)
+                if fact["kind"] != "play":
+                    raise ValueError(f"a {fact['kind']} fact on royalty.inputs (plays only)")
+                got.append(PlaySummary.from_dict({k: v for k, v in fact.items() if k != "kind"}))
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.append((i, f"bad royalty fact: {exc}"))
+            continue
+        summaries += got
+        for summary in got:
+            source[summary.play_id] = i
+    out, foreign = PlayJoin(view, user_parts).apply(summaries)
+    return out, [(source[f[0]], f) for f in foreign], bad
+
+
+def shard_records(view: RoyaltyView, values: list[bytes]) -> list[tuple[int, str]]:
+    """Stage 2 on a batch of ``royalty.plays`` record values (packed decided plays and events);
+    returns the records it refused (index in ``values``, reason)."""
+    shard = UserShard(view)
+    bad: list[tuple[int, str]] = []
+    for i, raw in enumerate(values):
+        try:
+            items = unpack_facts(raw)
+            for key, f in items:
+                if key.startswith(b"d:"):
+                    shard.apply_decided(Decided.from_json(orjson.loads(f)))
+                else:
+                    fact = parse_fact(f)
+                    if fact["kind"] != "event":
+                        raise ValueError("a play fact on royalty.plays (decided plays only)")
+                    shard.apply_event(fact["event"])
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.append((i, f"bad royalty.plays record: {exc}"))
+    return bad
 
 
 def statement_of(tallies: Iterable[Tally], pools: dict[tuple[str, str], int], period: str) -> list[StatementLine]:

@@ -4,15 +4,15 @@ Agents (all batch with ``stream.take_events`` and ack after the batch is process
 is at-least-once; every effect is idempotent, so effects are exactly-once):
 
 - ``listening`` (only with ``faust_plays``; by default worker/plays_stage.py does it): listening
-  events -> play summaries (processors/batches.py) -> ``royalty.inputs`` (one partition: the
-  royalty view is global per (period, country, product)).
+  events -> play summaries (processors/batches.py) -> ``royalty.inputs``, on the partition of
+  their play_id.
 - one agent per source topic (catalog, rights, finance, users, player, playlists): per-key folds
   into tables whose documents are published on the compacted ``view.*`` topics for the API's read
-  replicas; the catalog, rights and finance events the royalty rules need -> ``royalty.inputs``.
-- ``royalty``: folds ``royalty.inputs`` into the live royalty view, which the owner of that
-  partition holds in memory and checkpoints to ``royalty.checkpoints`` (worker/checkpoint.py); a
-  new owner loads the newest checkpoint and folds ``royalty.inputs`` from the offset it covers.
-  ``GET /royalties/{period}`` on the worker's web port answers with the statement CSV.
+  replicas; the catalog, rights and finance events the royalty rules need -> ``royalty.plays``
+  (every partition).
+- ``royalty_join``, ``royalty_shard``, ``royalty_money``: the royalty computation in three stages
+  that scale out with the workers (worker/royalty.py). ``GET /royalties/{period}`` on the worker
+  that owns the money step answers with the statement CSV.
 
 Anything that fails to decode or breaks an invariant goes to ``deadletter`` with its source
 topic/partition/offset and a reason; an agent never crashes on input.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
@@ -40,7 +39,7 @@ from processors.batches import RawRecord
 from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.topic_catalog import topic_spec
-from worker import checkpoint, faust_fixes, progress
+from worker import faust_fixes, progress, royalty
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,6 @@ BATCH = 20000
 PROGRESS_EVERY = 5.0  # seconds between lag samples (/metrics, /livez)
 PUBLISH_EVERY = 5.0  # seconds between publications of streams and statements
 WITHIN = 0.05
-CHECKPOINT_COST_FACTOR = 10  # the next checkpoint waits at least 10x as long as the last one took
 
 
 @contextmanager
@@ -134,23 +132,6 @@ async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None]) -> 
         consumer.ack(m)  # the consumer's bookkeeping: this offset may be committed now
 
 
-def drop_slowly(state: Any, published: dict[str, set[str]]) -> None:
-    """Free a big view a play at a time, in a thread. Dropping it at once is one C call that holds
-    the interpreter lock until tens of millions of objects are freed (0.6 s at 1M plays): the
-    loop and the consumer thread's heartbeats would wait that long."""
-    plays, by_period = state.plays, state.by_period
-    while plays:
-        plays.popitem()
-    while by_period:
-        _, groups = by_period.popitem()
-        while groups:
-            groups.popitem()
-    while published:
-        _, ids = published.popitem()
-        while ids:
-            ids.pop()
-
-
 def _raw(event: Any) -> RawRecord:
     m = event.message
     return RawRecord(m.topic, m.partition, m.offset, m.value)
@@ -200,18 +181,9 @@ def create_app(
         return app.topic(prefix + name, key_type=bytes, value_type=bytes, **kw)
 
     listening_t = topic("listening")
-    inputs_t = topic("royalty.inputs")
     deadletter_t = topic(DEADLETTER_TOPIC)
 
-    view = batches.RoyaltyView()
-    # the view this worker holds: loaded from the newest checkpoint and the tail of royalty.inputs
-    # when it comes to own the partition (worker/checkpoint.py), dropped when the partition goes
-    held: dict[str, Any] = {"ready": False, "loading": False, "generation": 0, "through": 0, "last": None,
-                            "since_checkpoint": 0, "loaded": None, "next_checkpoint": 0.0}
-    load_lock = asyncio.Lock()
-    # held while the view changes (folds, publications) or is being snapshotted in a thread
-    view_lock = asyncio.Lock()
-    stats: dict[str, float] = {"listening": 0, "listening_s": 0.0, "royalty": 0, "royalty_s": 0.0}
+    stats: dict[str, float] = {"listening": 0, "listening_s": 0.0}
     processed: dict[str, int] = {}  # source topic (catalog name) -> records this worker's agents processed
     fault = _Fault(settings, datadir)
 
@@ -222,6 +194,10 @@ def create_app(
             await deadletter_t.send(force=True, key=key, value=value or b"", headers=headers)
             log.warning("dead-lettered %s[%s]@%s: %s", d.record.topic, d.record.partition, d.record.offset, d.reason)
 
+    # the royalty computation in three stages (worker/royalty.py): join, shards, money step
+    stages = royalty.RoyaltyStages(app, settings, topic, send_dead, finish_or_hold, until_done, processed,
+                                   BATCH, WITHIN)
+
     async def listening(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
             async def step(events: list = events) -> None:
@@ -229,8 +205,7 @@ def create_app(
                 good, dead = batches.decode_batch(codec, [_raw(e) for e in events], prefix=prefix)
                 await send_dead(dead)
                 facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
-                for packed in batches.pack_facts(facts):
-                    await inputs_t.send(key=b"plays", value=packed, force=True)
+                await stages.send_summaries(facts, key=b"plays")
                 stats["listening"] += len(events)
                 stats["listening_s"] += time.perf_counter() - t0
 
@@ -239,55 +214,17 @@ def create_app(
     if faust_plays:
         app.agent(listening_t, name="listening")(listening)
 
-    def owner() -> bool:
-        from faust.types import TP
-
-        return TP(prefix + "royalty.inputs", 0) in app.assignor.assigned_actives()
-
-    def ensure_rebuilt() -> bool:
-        """Whether this worker holds the view (loaded since it came to own royalty.inputs)."""
-        return held["ready"] and owner()
-
-    async def load_view() -> bool:
-        """Load the view if this worker owns royalty.inputs and does not hold it yet: the newest
-        checkpoint, then royalty.inputs from the offset it covers to the end (in a thread)."""
-        if held["ready"] or not owner():
-            return ensure_rebuilt()
-        async with load_lock:
-            if held["ready"]:
-                return ensure_rebuilt()
-            generation = held["generation"]
-            held["loading"] = True
-            t0 = time.perf_counter()
-            try:
-                loaded = await asyncio.to_thread(checkpoint.recover, settings)
-            finally:
-                held["loading"] = False
-            if generation != held["generation"] or not owner():
-                log.info("royalty.inputs revoked while the view was loading: dropped")
-                return False
-            view.__dict__.update(loaded.view.__dict__)
-            held.update(ready=True, through=loaded.through, last=loaded.manifest, since_checkpoint=loaded.tail_records,
-                        loaded={"checkpoint_through": loaded.manifest.through if loaded.manifest else None,
-                                "tail_records": loaded.tail_records,
-                                "seconds": round(time.perf_counter() - t0, 3)})
-            log.info("royalty view loaded in %.1fs: %s", time.perf_counter() - t0, loaded.describe())
-            return True
-
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        # the view may move to another worker: drop it; it is loaded again when owned again
-        old = (view.state, view.published)
-        view.__init__()
-        threading.Thread(target=drop_slowly, args=old, name="drop-royalty-view", daemon=True).start()
-        held.update(ready=False, generation=held["generation"] + 1, since_checkpoint=0)
+        # the views may move to other workers: dropped; loaded again when owned again
+        stages.on_revoked()
 
     @app.timer(interval=1.0)
-    async def load_view_when_owned() -> None:
+    async def load_views_when_owned() -> None:
         try:
-            await load_view()
-        except Exception:  # noqa: BLE001 - retried on the next tick; the agent waits meanwhile
-            log.exception("loading the royalty view failed; retrying")
+            await stages.load_owned()
+        except Exception:  # noqa: BLE001 - retried on the next tick; the agents wait meanwhile
+            log.exception("loading a royalty view failed; retrying")
 
     @app.timer(interval=5.0)
     async def fetch_stuck_partitions_again() -> None:
@@ -297,82 +234,14 @@ def create_app(
             log.exception("stuck-partition check failed")
 
     @app.timer(interval=float(settings.checkpoint_seconds))
-    async def write_checkpoint() -> None:
-        """The owner's checkpoint, when the view changed since the last one."""
-        if not ensure_rebuilt() or held["since_checkpoint"] == 0 or time.monotonic() < held["next_checkpoint"]:
-            return
-        slot = checkpoint.next_slot(held["last"])
-        t0 = time.perf_counter()
-        try:
-            async with view_lock:  # nothing folds meanwhile; the loop and the other agents go on
-                n, through, facts, generation = (held["since_checkpoint"], held["through"], view.facts,
-                                                 held["generation"])
-                snapshot = await asyncio.to_thread(view.to_snapshot)
-            t_snap = time.perf_counter() - t0
-            if generation != held["generation"]:
-                return  # revoked while encoding: not ours to write any more
-            records = await asyncio.to_thread(checkpoint.records_of, snapshot, slot=slot, through=through,
-                                              facts=facts)
-            await asyncio.to_thread(checkpoint.write, settings, records)
-        except Exception:  # noqa: BLE001 - the next tick writes a newer one; recovery reads the other slot
-            log.exception("checkpoint not written")
-            return
-        if generation != held["generation"]:
-            return
-        held["last"] = checkpoint.Manifest.parse(records[-1][1])
-        held["since_checkpoint"] = max(0, held["since_checkpoint"] - n)
-        # folding waits while a snapshot is encoded: at most ~10% of the time on it
-        held["next_checkpoint"] = time.monotonic() + CHECKPOINT_COST_FACTOR * t_snap
-        log.info("checkpoint %s written: %d facts, royalty.inputs before offset %d, %d bytes in %d chunk(s), "
-                 "encoded in %.1fs, %.1fs in all", slot, facts, through, sum(len(v) for _, v in records),
-                 len(records) - 1, t_snap, time.perf_counter() - t0)
-
-    @app.agent(inputs_t)
-    async def royalty(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH, within=WITHIN):
-            async def step(events: list = events) -> None:
-                t0 = time.perf_counter()
-                while not await load_view():  # just assigned: the view is loading (a timer retries it)
-                    await asyncio.sleep(0.2)
-                # records before `through` are in the view already (loaded with it, or folded):
-                # the group's commit trails what a recovery read, and a rewind delivers again
-                fresh = [e for e in events if e.message.offset >= held["through"]]
-                if not fresh:
-                    processed["royalty.inputs"] = processed.get("royalty.inputs", 0) + len(events)
-                    return
-                items = []
-                unreadable = []
-                for e in fresh:
-                    try:
-                        items.extend((k, raw, e) for k, raw in batches.unpack_facts(e.value))
-                    except ValueError as exc:
-                        unreadable.append(batches.Dead(_raw(e), str(exc)))
-                async with view_lock:
-                    _, bad = view.apply_batch(items)
-                await send_dead(unreadable + [batches.Dead(_raw(src), reason) for src, reason in bad])
-                # only now: a retry of this step (a dead letter not sent) folds the batch again
-                held["through"] = max(held["through"], fresh[-1].message.offset + 1)
-                held["since_checkpoint"] += len(fresh)
-                stats["royalty"] += len(events)
-                stats["royalty_s"] += time.perf_counter() - t0
-                processed["royalty.inputs"] = processed.get("royalty.inputs", 0) + len(events)
-
-            await finish_or_hold(app.consumer, events, until_done("royalty", step))
-
-    streams_t = topic("streams")
-    statements_t = topic("view.royalties")
+    async def write_checkpoints() -> None:
+        """Each held view's checkpoint, when it changed since its last one."""
+        await stages.write_checkpoints()
 
     @app.timer(interval=PUBLISH_EVERY)
-    async def publish_streams_and_statements() -> None:
-        """Every few seconds, for the periods that changed: the qualifying streams (compacted,
-        keyed by play_id, tombstones for plays no longer streams) and the statement CSV."""
-        if not ensure_rebuilt():
-            return
-        async with view_lock:
-            for period in view.take_dirty():
-                for pid, raw in view.stream_changes(period):
-                    await streams_t.send(key=pid.encode(), value=raw, force=True)
-                await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode(), force=True)
+    async def publish_streams_tallies_and_statements() -> None:
+        await stages.publish()
+
 
     # -- one agent per source topic: per-key views (API read replicas) and royalty facts --------
     # Each topic has exactly one agent: with several Faust agents (or a multi-topic agent) on the
@@ -413,8 +282,7 @@ def create_app(
                     if forwards_facts:
                         facts = [batches.fact_of_event(codec, ev) for _, ev in items
                                  if ev["type"] in batches.ROYALTY_EVENT_TYPES]
-                        for packed in batches.pack_facts(facts):
-                            await inputs_t.send(key=source.encode(), value=packed, force=True)
+                        await stages.broadcast_facts(source, facts)
 
                 await finish_or_hold(app.consumer, events, until_done(f"topic {source}", step))
                 processed[source] = processed.get(source, 0) + len(events)
@@ -432,23 +300,21 @@ def create_app(
 
             if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
                 return self.json({"error": {"status": 400, "message": "period must be YYYY-MM"}}, status=400)
-            if not ensure_rebuilt():
-                return self.json({"error": {"status": 503, "message": "this worker does not hold the royalty view (yet)"}},
-                                 status=503)
-            return self.text(view.statement_csv(period), content_type="text/csv")
+            if not stages.statement_ready():
+                return self.json({"error": {"status": 503, "message": "this worker does not hold the royalty "
+                                            "money step (yet)"}}, status=503)
+            return self.text(stages.money.statement_csv(period), content_type="text/csv")
 
     @app.page("/status")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            ready = ensure_rebuilt()
-            return self.json({"owner": owner() and ready, "royalty_facts": view.facts, "periods": view.periods(),
-                              "processed": stats, "view_loaded": held["loaded"] if ready else None,
-                              "checkpoint": held["last"].__dict__ if ready and held["last"] else None})
+            return self.json({**stages.status(), "processed": stats})
 
     # -- progress you can see: lag per partition, processed per topic, liveness -------------------
-    faust_topics = [prefix + t for t in [*source_names, "royalty.inputs"]]
+    royalty_topics = [royalty.JOIN_TOPIC, royalty.SHARD_TOPIC, royalty.TALLY_TOPIC]
+    faust_topics = [prefix + t for t in [*source_names, *royalty_topics]]
     # append-only topics: offsets without holes, so a commit never steps over one (faust_fixes #3)
-    faust_fixes.set_contiguous_topics(prefix + t for t in [*source_names, "royalty.inputs"]
+    faust_fixes.set_contiguous_topics(prefix + t for t in [*source_names, *royalty_topics]
                                       if topic_spec(t).cleanup_policy == "delete")
     detector = progress.StallDetector(settings.worker_stall_seconds)
     latest = {"sample": progress.Sample()}
@@ -473,8 +339,8 @@ def create_app(
         sample.processed = dict(processed)
         sample.rewinds = dict(faust_fixes.REWINDS)
         sample.recovering = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False)
-                                 or held["loading"])
-        sample.view_ready = ensure_rebuilt()
+                                 or stages.loading())
+        sample.view_ready = stages.statement_ready()
         sample.stalled = detector.observe(time.monotonic(), progress.owned_lag(sample, f"{prefix}worker"),
                                           sum(processed.values()), sample.recovering)
         latest["sample"] = sample
@@ -494,5 +360,5 @@ def create_app(
                     "processed": sum(processed.values()), "sampled_at": s.at, "error": s.error}
             return self.json(body, status=200 if not s.stalled else 503)
 
-    app.playlog_view = view  # type: ignore[attr-defined]
+    app.playlog_stages = stages  # type: ignore[attr-defined]
     return app

@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -64,29 +64,36 @@ class Manifest:
 
 
 # -- pure: records of a checkpoint, and the choice among what the topic holds -----------------------
+def _key(name: str, what: str) -> bytes:
+    """The record key of a checkpoint part of the view ``name`` ("" is the single royalty view of
+    earlier versions: keys without a name)."""
+    return (f"{name}/{what}" if name else what).encode()
+
+
 def records_of(snapshot: bytes, *, slot: str, through: int, facts: int, ckpt_id: str | None = None,
-               now: float | None = None) -> list[tuple[bytes, bytes]]:
-    """The ``(key, value)`` records of one checkpoint: its chunks, then its manifest (last)."""
+               now: float | None = None, name: str = "") -> list[tuple[bytes, bytes]]:
+    """The ``(key, value)`` records of one checkpoint of the view ``name``: its chunks, then its
+    manifest (last)."""
     ckpt_id = ckpt_id or uuid.uuid4().hex
     # a format-2 snapshot's segments are compressed already (processors/snapshot.py)
     payload = snapshot if snapshot.startswith(SNAPSHOT_MAGIC) else zlib.compress(snapshot, 1)
     chunks = [payload[i : i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [b""]
-    out = [(f"{slot}:{i}".encode(), ckpt_id.encode() + b"\n" + c) for i, c in enumerate(chunks)]
+    out = [(_key(name, f"{slot}:{i}"), ckpt_id.encode() + b"\n" + c) for i, c in enumerate(chunks)]
     # stale chunks of an earlier, longer checkpoint in this slot are harmless: the manifest counts
     manifest = Manifest(ckpt_id, slot, len(chunks), through, facts, time.time() if now is None else now)
-    out.append((f"manifest:{slot}".encode(), manifest.to_json()))
+    out.append((_key(name, f"manifest:{slot}"), manifest.to_json()))
     return out
 
 
-def candidates(records: Iterable[tuple[bytes, bytes | None]]) -> list[tuple[Manifest, bytes]]:
-    """The complete checkpoints among the topic's records (latest value per key, as compaction
-    keeps), newest first: ``(manifest, compressed payload)``."""
+def candidates(records: Iterable[tuple[bytes, bytes | None]], name: str = "") -> list[tuple[Manifest, bytes]]:
+    """The complete checkpoints of the view ``name`` among the topic's records (latest value per
+    key, as compaction keeps), newest first: ``(manifest, compressed payload)``."""
     latest: dict[bytes, bytes | None] = {}
     for key, value in records:
         latest[key] = value
     found = []
     for slot in SLOTS:
-        raw = latest.get(f"manifest:{slot}".encode())
+        raw = latest.get(_key(name, f"manifest:{slot}"))
         if not raw:
             continue
         try:
@@ -96,7 +103,7 @@ def candidates(records: Iterable[tuple[bytes, bytes | None]]) -> list[tuple[Mani
             continue
         parts = []
         for i in range(m.chunks):
-            v = latest.get(f"{slot}:{i}".encode())
+            v = latest.get(_key(name, f"{slot}:{i}"))
             ckpt_id, sep, chunk = (v or b"").partition(b"\n")
             if not sep or ckpt_id.decode(errors="replace") != m.id:
                 log.warning("checkpoint %s (slot %s) incomplete: chunk %d missing or of another checkpoint",
@@ -109,10 +116,11 @@ def candidates(records: Iterable[tuple[bytes, bytes | None]]) -> list[tuple[Mani
     return found
 
 
-def restore(records: Iterable[tuple[bytes, bytes | None]], pause: float = 0.0) -> tuple[RoyaltyView, Manifest] | None:
+def restore(records: Iterable[tuple[bytes, bytes | None]], pause: float = 0.0, name: str = ""
+            ) -> tuple[RoyaltyView, Manifest] | None:
     """The view of the newest checkpoint that decodes, with its manifest; None when there is none.
     (``pause``: seconds the decoding thread sleeps between two segments, processors/snapshot.py.)"""
-    for m, payload in candidates(records):
+    for m, payload in candidates(records, name):
         try:
             raw = payload if payload.startswith(SNAPSHOT_MAGIC) else zlib.decompress(payload)
             return RoyaltyView.from_snapshot(raw, pause), m
@@ -126,8 +134,9 @@ def next_slot(last: Manifest | None) -> str:
 
 
 # -- Kafka: blocking calls, run in a thread by the worker --------------------------------------------
-def read_topic(settings: Settings, topic: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes | None, bytes | None]]:
-    """``(offset, key, value)`` of partition 0 of ``topic`` from ``start`` up to ``end`` (default:
+def read_topic(settings: Settings, topic: str, start: int = 0, end: int | None = None, partition: int = 0
+               ) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+    """``(offset, key, value)`` of a partition of ``topic`` from ``start`` up to ``end`` (default:
     the end offset when called)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -138,12 +147,12 @@ def read_topic(settings: Settings, topic: str, start: int = 0, end: int | None =
         "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024,
         "max.partition.fetch.bytes": 16 * 1024 * 1024}))
     try:
-        lo, hi = c.get_watermark_offsets(TopicPartition(name, 0), timeout=30)
+        lo, hi = c.get_watermark_offsets(TopicPartition(name, partition), timeout=30)
         stop = hi if end is None else min(end, hi)
         first = max(start, lo)
         if first >= stop:
             return
-        c.assign([TopicPartition(name, 0, first if first > 0 else OFFSET_BEGINNING)])
+        c.assign([TopicPartition(name, partition, first if first > 0 else OFFSET_BEGINNING)])
         pos = first
         idle_since = time.monotonic()
         while pos < stop:
@@ -165,20 +174,20 @@ def read_topic(settings: Settings, topic: str, start: int = 0, end: int | None =
         c.close()
 
 
-def end_offset(settings: Settings, topic: str) -> int:
+def end_offset(settings: Settings, topic: str, partition: int = 0) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
     from topics.kafka_io import consumer_config
 
     c = Consumer(consumer_config(settings, f"{settings.topic_prefix}checkpoint-reader"))
     try:
-        return c.get_watermark_offsets(TopicPartition(settings.topic_prefix + topic, 0), timeout=30)[1]
+        return c.get_watermark_offsets(TopicPartition(settings.topic_prefix + topic, partition), timeout=30)[1]
     finally:
         c.close()
 
 
-def load_latest(settings: Settings) -> tuple[RoyaltyView, Manifest] | None:
-    return restore(((k or b"", v) for _, k, v in read_topic(settings, TOPIC)), pause=DECODE_PAUSE)
+def load_latest(settings: Settings, name: str = "") -> tuple[RoyaltyView, Manifest] | None:
+    return restore(((k or b"", v) for _, k, v in read_topic(settings, TOPIC)), pause=DECODE_PAUSE, name=name)
 
 
 @contextmanager
@@ -202,36 +211,39 @@ class Recovered:
     view: RoyaltyView
     manifest: Manifest | None
     through: int  # every royalty.inputs record before this offset is in the view
-    tail_records: int
+    tail_records: int  # records of the partition folded after the checkpoint
     seconds_checkpoint: float
     seconds_tail: float
 
     def describe(self) -> str:
         ckpt = (f"checkpoint {self.manifest.slot} ({self.manifest.facts} facts, before offset {self.manifest.through})"
                 if self.manifest else "no checkpoint")
-        return (f"{ckpt} in {self.seconds_checkpoint:.1f}s, then {self.tail_records} royalty.inputs record(s) "
+        return (f"{ckpt} in {self.seconds_checkpoint:.1f}s, then {self.tail_records} input record(s) "
                 f"to offset {self.through} in {self.seconds_tail:.1f}s; {self.view.facts} facts")
 
 
-def recover(settings: Settings) -> Recovered:
-    """The view a new owner starts from: the newest checkpoint that decodes (or an empty view),
-    then every ``royalty.inputs`` record from the offset it covers to the end offset now. Records
-    that do not unpack, and facts the view refuses, were dead-lettered when first folded: skipped."""
-    from processors.batches import unpack_facts
-
+def recover(settings: Settings, name: str, topic: str, partition: int,
+            fold: Callable[[RoyaltyView, list[tuple[int, bytes]]], None]) -> Recovered:
+    """The view a new owner of ``topic``'s ``partition`` starts from: the newest checkpoint of the
+    view ``name`` that decodes (or an empty view), then every record of the partition from the
+    offset it covers to the end offset now, folded by ``fold(view, [(offset, value)])`` (the agent's own
+    step: records that do not unpack, and facts the view refuses, were dead-lettered when first
+    folded, so the fold skips them)."""
     with no_gc_while_building():
         t0 = time.perf_counter()
-        got = load_latest(settings)
+        got = load_latest(settings, name)
         view, manifest = got if got else (RoyaltyView(), None)
         t1 = time.perf_counter()
-        end = end_offset(settings, INPUTS)
+        end = end_offset(settings, topic, partition)
         n = 0
-        for _, _, value in read_topic(settings, INPUTS, manifest.through if manifest else 0, end):
+        batch: list[tuple[int, bytes]] = []
+        for offset, _, value in read_topic(settings, topic, manifest.through if manifest else 0, end, partition):
             n += 1
-            try:
-                view.apply_batch([(k, raw, None) for k, raw in unpack_facts(value or b"")])
-            except ValueError:
-                continue
+            batch.append((offset, value or b""))
+            if len(batch) >= 100:
+                fold(view, batch)
+                batch = []
+        fold(view, batch)
     return Recovered(view, manifest, end, n, t1 - t0, time.perf_counter() - t1)
 
 

@@ -48,7 +48,8 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
 
     settings = load()
     require_secrets(settings, WEB_BIND, WORKER_SECRETS, "playlog worker")
-    faust_topics = ["catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs"]
+    faust_topics = ["catalog", "rights", "finance", "users", "player", "playlists", "royalty.inputs",
+                    "royalty.plays", "royalty.tallies"]
     if plays_stage == "faust":
         faust_topics.append("listening")
     init_group_offsets(settings, f"{settings.topic_prefix}worker", [settings.topic_prefix + t for t in faust_topics])

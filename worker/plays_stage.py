@@ -1,4 +1,5 @@
-"""The plays stage: listening events -> play summaries -> ``royalty.inputs``, on the hot path.
+"""The plays stage: listening events -> play summaries -> ``royalty.inputs`` (on the partition of
+their play_id), on the hot path.
 
 Faust moves records one by one through its stream machinery (here about 8,000 records/s per
 process, whatever the agent does), which is too slow for the busiest topic. This stage is the
@@ -22,10 +23,12 @@ from confluent_kafka import Consumer, KafkaError
 
 from core.settings import Settings
 from processors import batches
+from processors.royalty_parts import part_of
 from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.kafka_io import EventProducer, consumer_config
 from topics.lag import init_group_offsets
+from topics.topic_catalog import topic_spec
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
     codec = default_codec()
     prefix = settings.topic_prefix
     inputs = prefix + "royalty.inputs"
+    parts = topic_spec("royalty.inputs").partitions
     consumer = Consumer(consumer_config(settings, group_id(settings), **{
         "fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024,
         "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
@@ -67,10 +71,14 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
                 key, value, headers = deadletter_record(d.record, d.reason)
                 producer.produce_raw(prefix + DEADLETTER_TOPIC, value, key=key, headers=headers)
             facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
-            for i, packed in enumerate(batches.pack_facts(facts)):
-                first = recs[0]
-                producer.produce_raw(inputs, packed, key=f"plays:{first.topic}:{first.partition}:{first.offset}:{i}",
-                                     partition=0)
+            by_part: dict[int, list[tuple[str, bytes]]] = {}
+            for k, raw in facts:  # to the royalty join partition of the play_id (worker/royalty.py)
+                by_part.setdefault(part_of(k[2:], parts), []).append((k, raw))
+            first = recs[0]
+            for p, items in sorted(by_part.items()):
+                for i, packed in enumerate(batches.pack_facts(items)):
+                    producer.produce_raw(inputs, packed, partition=p,
+                                         key=f"plays:{first.topic}:{first.partition}:{first.offset}:{p}:{i}")
             producer.flush()  # facts durable before the offsets that produced them are committed
             consumer.commit(asynchronous=False)
             processed += len(recs)

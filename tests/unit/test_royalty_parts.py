@@ -14,12 +14,17 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors import plays, royalties
+from processors import batches, plays, royalties
+from processors.batches import RoyaltyView
 from processors.royalty_parts import (
     Decided,
     PlayJoin,
     UserShard,
+    decided_record,
+    event_record,
+    join_records,
     part_of,
+    shard_records,
     statement_of,
     tally_from_json,
     tally_to_json,
@@ -29,30 +34,32 @@ from tests.unit.test_royalties_props import SETTINGS, event_sets, oracle, period
 
 
 def run_parts(events: list[dict], listening_parts: int, play_parts: int, user_parts: int, rng: random.Random
-              ) -> tuple[list[PlayJoin], list[UserShard], list[tuple[str, str, str]]]:
-    """Drive the three stages as the live pipeline would, with random batches, interleavings and
-    rewinds; returns the joins, the shards and what the joins dead-lettered."""
-    # the plays stage: listening events keyed by user, joined per batch into summaries
+              ) -> tuple[list[RoyaltyView], list[RoyaltyView], list[tuple[str, str, str]]]:
+    """Drive the three stages as the live pipeline would, on their records (packed facts), with
+    random batches, interleavings and rewinds; returns the joins' and the shards' views and what
+    the joins dead-lettered."""
+    # the plays stage: listening events keyed by user, joined per batch into summaries, packed per
+    # play partition into royalty.inputs records
     listening: list[list[dict]] = [[] for _ in range(listening_parts)]
-    shard_q: list[list[tuple[str, object]]] = [[] for _ in range(user_parts)]
     for e in events:
         if e["type"] in PLAY_TYPES:
             listening[part_of(e["user_id"], listening_parts)].append(e)
-    join_q: list[list[list[plays.PlaySummary]]] = [[] for _ in range(play_parts)]
+    join_q: list[list[bytes]] = [[] for _ in range(play_parts)]
     for evs in listening:
         i = 0
         while i < len(evs):
             n = rng.randint(1, 6)
-            by_part: dict[int, list[plays.PlaySummary]] = {}
+            by_part: dict[int, list[tuple[str, bytes]]] = {}
             for s in plays.summaries_of(evs[i : i + n]):
-                by_part.setdefault(part_of(s.play_id, play_parts), []).append(s)
-            for p, ss in by_part.items():
-                join_q[p].append(ss)
+                by_part.setdefault(part_of(s.play_id, play_parts), []).append(batches.fact_of_summary(s))
+            for p, facts in by_part.items():
+                join_q[p] += batches.pack_facts(facts, per_record=3)
             i += n
     # catalog, rights, takedowns, pools: broadcast to every shard, at random points of its queue
     others = [e for e in events if e["type"] in ROYALTY_SOURCE_TYPES]
-    joins = [PlayJoin(user_parts) for _ in range(play_parts)]
-    shards = [UserShard() for _ in range(user_parts)]
+    joins = [RoyaltyView() for _ in range(play_parts)]
+    shards = [RoyaltyView() for _ in range(user_parts)]
+    shard_q: list[list[bytes]] = [[] for _ in range(user_parts)]
     dead: list[tuple[str, str, str]] = []
     cursors_j = [0] * play_parts
     cursors_s = [0] * user_parts
@@ -65,25 +72,27 @@ def run_parts(events: list[dict], listening_parts: int, play_parts: int, user_pa
         roll = rng.random()
         if broadcast < len(others) and (roll < 0.2 or not (ready_j or ready_s)):
             for q in shard_q:
-                q.append(("event", others[broadcast]))
+                q += batches.pack_facts([event_record(others[broadcast])])
             broadcast += 1
         elif ready_j and (roll < 0.6 or not ready_s):
             p = rng.choice(ready_j)
-            out, foreign = joins[p].apply(join_q[p][cursors_j[p]])
+            k = rng.randint(1, 3)
+            out, foreign, bad = join_records(joins[p], user_parts, join_q[p][cursors_j[p] : cursors_j[p] + k])
+            assert bad == []
+            by_user: dict[int, list[tuple[str, bytes]]] = {}
             for u, d in out:
-                shard_q[u].append(("decided", d))
-            dead += foreign
-            cursors_j[p] += 1
-            if rng.random() < 0.1:  # a rewind: the join sees batches again (its state kept)
+                by_user.setdefault(u, []).append(decided_record(d))
+            for u, items in by_user.items():
+                shard_q[u] += batches.pack_facts(items, per_record=2)
+            dead += [f for _, f in foreign]
+            cursors_j[p] = min(cursors_j[p] + k, len(join_q[p]))
+            if rng.random() < 0.1:  # a rewind: the join sees records again (its state kept)
                 cursors_j[p] = rng.randint(0, cursors_j[p])
         else:
             u = rng.choice(ready_s)
-            kind, item = shard_q[u][cursors_s[u]]
-            if kind == "event":
-                shards[u].apply_event(item)  # type: ignore[arg-type]
-            else:
-                shards[u].apply_decided(Decided.from_json(Decided.to_json(item)))  # type: ignore[arg-type]
-            cursors_s[u] += 1
+            k = rng.randint(1, 3)
+            assert shard_records(shards[u], shard_q[u][cursors_s[u] : cursors_s[u] + k]) == []
+            cursors_s[u] = min(cursors_s[u] + k, len(shard_q[u]))
             if rng.random() < 0.05:  # a rewind of the shard's input
                 cursors_s[u] = rng.randint(0, cursors_s[u])
     return joins, shards, dead
@@ -98,11 +107,11 @@ def test_the_statement_in_parts_equals_the_oracle(events: list[dict], seed: int,
     _, shards, dead = run_parts(events, listening_parts, play_parts, user_parts, rng)
     whole = royalties.fold(events)
     for period in periods_of(events):
-        tallies = [tally_from_json(tally_to_json(s.tally(period))) for s in shards]
+        tallies = [tally_from_json(tally_to_json(UserShard(s).tally(period))) for s in shards]
         pools = royalties.pools_for(shards[0].state, period)
         assert statement_of(tallies, pools, period) == oracle(events, period), period
         # the shards' streams, together, are the global fold's
-        got = sorted(x for s in shards for x in s.streams(period))
+        got = sorted(x for s in shards for x in UserShard(s).streams(period))
         assert got == sorted(royalties.streams_of(whole, period)), period
     # each shard holds only its users' plays, each play exactly once
     held = [(pid, acc[0][3]) for s in shards for pid, acc in s.state.plays.items()]
@@ -132,7 +141,7 @@ def test_a_play_whose_user_changes_moves_to_the_new_users_partition() -> None:
                               play_time=2_000, ms=40_000, from_start=True, source_event_id="e2", ended=True)
     late = plays.PlaySummary(play_id="p1", user_id=users[1], track_id="t", country="SE", product="premium",
                              play_time=1_000, ms=50_000, from_start=True, source_event_id="e1", ended=True)
-    join = PlayJoin(parts)
+    join = PlayJoin(RoyaltyView(), parts)
     out1, dead1 = join.apply([first])
     assert [(u, d.key[3] if d.key else None) for u, d in out1] == [(part_of(users[0], parts), users[0])]
     out2, dead2 = join.apply([late])
@@ -140,11 +149,27 @@ def test_a_play_whose_user_changes_moves_to_the_new_users_partition() -> None:
                                                      (part_of(users[1], parts), False)]
     assert dead1 == [] and dead2 == [("p1", users[0], users[1])]
     assert join.apply([first, late]) == ([], [])  # redelivered: nothing new to send or report
-    a, b = UserShard(), UserShard()
+    a, b = UserShard(RoyaltyView()), UserShard(RoyaltyView())
     for u, d in out1 + out2:
         (a if u == part_of(users[0], parts) else b).apply_decided(d)
-    assert a.state.plays == {} and a.state.by_period == {}
-    assert b.state.plays["p1"][0][3] == users[1] and b.state.plays["p1"][1] == 50_000
+    assert a.view.state.plays == {} and a.view.state.by_period == {}
+    assert b.view.state.plays["p1"][0][3] == users[1] and b.view.state.plays["p1"][1] == 50_000
+
+
+def test_shard_views_survive_a_checkpoint_and_refuse_records_that_are_not_theirs() -> None:
+    """A shard's view restored from its snapshot (processors/snapshot.py) equals the view, and a
+    shard refuses a play fact (those go to the join) and garbage, with a reason."""
+    view = RoyaltyView()
+    shard_records(view, batches.pack_facts([decided_record(Decided("p1", (0, 5, "e", "u", "t", "SE", "free"), 40_000))]))
+    again = RoyaltyView.from_snapshot(view.to_snapshot())
+    assert again.state.plays == view.state.plays and again.state.by_period == view.state.by_period
+    play = batches.fact_of_summary(plays.PlaySummary(play_id="p2", user_id="u", track_id="t", country="SE",
+                                                     product="free", play_time=5, ms=1, from_start=True,
+                                                     source_event_id="e", ended=True))
+    bad = shard_records(view, [b"not json", *batches.pack_facts([play])])
+    assert [i for i, _ in bad] == [0, 1] and "decided plays only" in bad[1][1]
+    _, _, bad = join_records(RoyaltyView(), 2, [b"[1]", *batches.pack_facts([decided_record(Decided("p", None))])])
+    assert [i for i, _ in bad] == [0, 1]
 
 
 def test_a_decided_play_that_is_not_one_is_refused() -> None:
