@@ -101,6 +101,8 @@ def unpack_facts(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 def parse_fact(raw: bytes) -> dict[str, Any]:
     fact = orjson.loads(raw)
+    if not isinstance(fact, dict):
+        raise ValueError(f"a royalty fact is a JSON object, not {type(fact).__name__}")
     if fact.get("kind") not in ("play", "event"):
         raise ValueError(f"unknown royalty fact kind {fact.get('kind')!r}")
     return fact
