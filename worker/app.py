@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 BATCH = 20000
 PROGRESS_EVERY = 5.0  # seconds between lag samples (/metrics, /livez)
 PUBLISH_EVERY = 5.0  # seconds between publications of streams and statements
+PUBLISH_YIELD_EVERY = 2000  # streams sent between two yields to the loop
+MAX_RECORD_BYTES = 32 * 1024 * 1024  # statements outgrow 1 MiB (topics/topic_catalog.json view.royalties)
 WITHIN = 0.05
 CHECKPOINT_COST_FACTOR = 10  # the next checkpoint waits at least 10x as long as the last one took
 
@@ -190,6 +192,7 @@ def create_app(
         # topics several agents share, so they stay at Faust's defaults.
         producer_linger=0.02,
         producer_max_batch_size=1024 * 1024,
+        producer_max_request_size=MAX_RECORD_BYTES,
         broker_heartbeat_interval=2.0,
         key_serializer="raw",
         value_serializer="raw",
@@ -368,11 +371,28 @@ def create_app(
         keyed by play_id, tombstones for plays no longer streams) and the statement CSV."""
         if not ensure_rebuilt():
             return
-        async with view_lock:
-            for period in view.take_dirty():
-                for pid, raw in view.stream_changes(period):
-                    await streams_t.send(key=pid.encode(), value=raw, force=True)
-                await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode(), force=True)
+        try:
+            async with view_lock:
+                periods = view.take_dirty()
+                for n, period in enumerate(periods):
+                    before = view.published.get(period)
+                    try:
+                        for i, (pid, raw) in enumerate(view.stream_changes(period)):
+                            await streams_t.send(key=pid.encode(), value=raw, force=True)
+                            if i % PUBLISH_YIELD_EVERY == PUBLISH_YIELD_EVERY - 1:
+                                await asyncio.sleep(0)  # a whole period's streams: the loop serves the rest too
+                        await statements_t.send(key=period.encode(), value=view.statement_csv(period).encode(),
+                                                force=True)
+                    except BaseException:
+                        # published again on the next tick, tombstones included
+                        if before is None:
+                            view.published.pop(period, None)
+                        else:
+                            view.published[period] = before
+                        view.dirty.update(periods[n:])
+                        raise
+        except Exception:  # noqa: BLE001 - an exception in a Faust timer crashes the whole worker
+            log.exception("publishing streams and statements failed; retried on the next tick")
 
     # -- one agent per source topic: per-key views (API read replicas) and royalty facts --------
     # Each topic has exactly one agent: with several Faust agents (or a multi-topic agent) on the
