@@ -239,7 +239,7 @@ _MARKS = {
 _LOADED = re.compile(r"royalty view loaded in ([\d.]+)s: (?:checkpoint \w+ \((\d+) facts, before offset (\d+)\)|no checkpoint)"
                      r" in ([\d.]+)s, then (\d+) royalty.inputs record\(s\) to offset (\d+) in ([\d.]+)s")
 _WRITTEN = re.compile(r"checkpoint (\w+) written: (\d+) facts, royalty.inputs before offset (\d+), (\d+) bytes in "
-                      r"(\d+) chunk\(s\), ([\d.]+)s")
+                      r"(\d+) chunk\(s\), (?:encoded in ([\d.]+)s, )?([\d.]+)s")
 
 
 def log_events(log: Path, offset: int, pid: int) -> list[tuple[str, float, str]]:
@@ -319,7 +319,8 @@ def wait_checkpoint(w, offset: int, through: int, timeout: float) -> dict:  # no
             m = _WRITTEN.search(msg) if kind == "written" else None
             if m and int(m.group(3)) >= through:
                 return {"facts": int(m.group(2)), "through": int(m.group(3)), "bytes": int(m.group(4)),
-                        "chunks": int(m.group(5)), "write_s": float(m.group(6))}
+                        "chunks": int(m.group(5)), "encode_s": float(m.group(6)) if m.group(6) else None,
+                        "write_s": float(m.group(7))}
         if not w.alive():
             raise PlaylogError(f"worker {w.name} died (exit code {w.returncode}); see {w.log}")
         time.sleep(POLL)
@@ -438,7 +439,8 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
                     ck = wait_checkpoint(w, build_log, counts[prefix + "royalty.inputs"],
                                          timeout=3 * settings.checkpoint_seconds + 300)
                     out.update({"checkpoint_MB": ck["bytes"] / 1e6, "checkpoint_chunks": ck["chunks"],
-                                "checkpoint_write_s": ck["write_s"], "checkpoint_through": ck["through"],
+                                "checkpoint_write_s": ck["write_s"], "checkpoint_encode_s": ck["encode_s"],
+                                "checkpoint_through": ck["through"],
                                 "checkpoint_facts (as logged)": ck["facts"]})
                 else:
                     raise PlaylogError(f"neither a royalty_facts changelog nor a checkpoint topic: {sorted(counts)}")

@@ -5,6 +5,13 @@
 Segments come from the audio object store under PLAYLOG_DATA_DIR (:class:`ingest.store.AudioStore`:
 ``audio/<file_id>/<index:05d>.<ext>`` + the ``index.json`` manifest, which gives the content type).
 
+HLS (:mod:`playback.hls`), signed the same way over their own paths, with the same checks, ranges and
+headers: ``GET|HEAD /hls/{file_id}/index.m3u8?...`` is the VOD media playlist of an AAC rendition
+(its segment URIs relative, signed by the CDN with the playlist URL's own ``exp``/``kid``/``ter``);
+``GET|HEAD /hls/{file_id}/{k}.aac?...`` is segment ``k`` with the packed-audio ID3 timestamp tag in
+front (RFC 8216 section 3.4). ``Range`` applies to those resulting bytes; the ``/audio`` form of the
+same segment is untouched. Opus renditions have no HLS form (404).
+
 Order of checks: signature first (403 for missing, malformed, unknown-kid, tampered, other-path or
 expired URLs), then takedowns (403 ``reason: taken_down``, below), then the store (404 for an unknown
 file or segment), then conditionals and ``Range``.
@@ -73,7 +80,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -86,16 +93,20 @@ from prometheus_client.registry import Collector
 
 from core.settings import DEFAULT_CDN_CACHE_BYTES
 from ingest.store import AudioStore, SegmentNotFound
+from playback import hls
 from playback.edge_cache import EdgeCache
 from playback.replica import ReplicaFeed
 from playback.replica_state import ReplicaState
-from playback.signing import Signer
+from playback.signing import Signer, Verdict
 from processors import rights as rights_fold
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = DEFAULT_CDN_CACHE_BYTES
 _SEGMENT_RE = re.compile(r"[0-9]{1,9}")
+_HLS_SEGMENT_RE = re.compile(r"([0-9]{1,9})\.aac")
+HLS_PLAYLIST_NAME = "index.m3u8"
+HLS_FORM = "hls"  # edge cache key suffix of a segment in its HLS form
 # Bodies smaller than this are sent in one write together with the headers (a copy, but a cheap one).
 _COALESCE_LIMIT = 16 * 1024
 # Send buffer of accepted connections (inherited from the listening socket): a whole segment fits,
@@ -519,11 +530,18 @@ class CdnState:
         self.bytes_served += nbytes
 
     async def audio(self, request: web.Request) -> web.StreamResponse:
+        return await self._measured(request, self._audio)
+
+    async def hls(self, request: web.Request) -> web.StreamResponse:
+        return await self._measured(request, self._hls)
+
+    async def _measured(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
         nbytes = 0
         try:
-            response = await self._audio(request)
+            response = await handler(request)
             status = response.status
             if request.method != "HEAD" and status in (200, 206):
                 nbytes = response.content_length or 0
@@ -538,17 +556,15 @@ class CdnState:
             self._count(status, nbytes)
             self.latency.observe(time.perf_counter() - started)
 
-    async def _audio(self, request: web.Request) -> web.StreamResponse:
+    def _verify(self, request: web.Request, file_id: str, now: float) -> Verdict | web.Response:
+        """The signature, then the takedowns: the URL's verdict, or the refusal to answer."""
         query = request.query
-        now = self.clock()
         verdict = self.signer.verify(
             request.path, query.get("exp"), query.get("kid"), query.get("sig"), now=now,
             territory=query.get("ter"),
         )
         if not verdict.ok:
             return _error(403, f"forbidden: {verdict.reason}")
-        info = request.match_info
-        file_id, segment_s = info["file_id"], info["segment"]
         if self.takedowns is not None:
             if verdict.territory is not None and not self.takedowns_ready:
                 return _error(503, "the CDN is catching up with the takedown view; retry shortly",
@@ -557,18 +573,116 @@ class CdnState:
             if refusal is not None:
                 self.takedown_refusals += 1
                 return _error(403, f"forbidden: {refusal}", reason="taken_down")
+        return verdict
+
+    async def _audio(self, request: web.Request) -> web.StreamResponse:
+        now = self.clock()
+        info = request.match_info
+        file_id, segment_s = info["file_id"], info["segment"]
+        verdict = self._verify(request, file_id, now)
+        if not isinstance(verdict, Verdict):
+            return verdict
         if not _SEGMENT_RE.fullmatch(segment_s):
             return _error(404, "no such segment")
         segment = await self.fetch(file_id, int(segment_s))
         if segment is None:
             return _error(404, f"no such segment: {file_id}/{segment_s}")
+        return await self._respond(request, segment, now)
 
+    # -- HLS (playback/hls.py) ----------------------------------------------------------------
+
+    async def _hls(self, request: web.Request) -> web.StreamResponse:
+        """``/hls/{file_id}/index.m3u8`` (the media playlist) or ``/hls/{file_id}/{k}.aac`` (a segment
+        with its timestamp tag), signed like ``/audio`` URLs; same order of checks."""
+        now = self.clock()
+        info = request.match_info
+        file_id, name = info["file_id"], info["name"]
+        verdict = self._verify(request, file_id, now)
+        if not isinstance(verdict, Verdict):
+            return verdict
+        if name == HLS_PLAYLIST_NAME:
+            obj = await self.hls_playlist(file_id, int(request.query["exp"]), verdict)
+            if obj is None:
+                return _error(404, f"no HLS media playlist for {file_id} (not an AAC rendition)")
+            return await self._respond(request, obj, now)
+        m = _HLS_SEGMENT_RE.fullmatch(name)
+        if m is None:
+            return _error(404, "no such HLS object")
+        segment = await self.hls_segment(file_id, int(m.group(1)))
+        if segment is None:
+            return _error(404, f"no such HLS segment: {file_id}/{name}")
+        return await self._respond(request, segment, now)
+
+    def _hls_rendition(self, file_id: str) -> dict | None:
+        """Blocking: the rendition's index.json when HLS can carry it (AAC in ADTS with timing)."""
+        try:
+            rendition = self.store.audio.rendition_manifest(file_id)
+            hls.segment_timings(rendition)
+        except (SegmentNotFound, hls.NotHlsRendition):
+            return None
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("unusable manifest for %s: %s", file_id, exc)
+            return None
+        return rendition
+
+    async def hls_playlist(self, file_id: str, exp: int, verdict: Verdict) -> Segment | None:
+        """The media playlist for a verified playlist URL: its segments signed with the URL's own exp,
+        kid and territory (cached per URL parameters; purged with the rendition on a takedown)."""
+        key = (file_id, HLS_PLAYLIST_NAME, exp, verdict.kid, verdict.territory)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        rendition = await asyncio.get_running_loop().run_in_executor(None, self._hls_rendition, file_id)
+        if rendition is None:
+            return None
+        text = hls.media_playlist(rendition, self.signer, exp, kid=verdict.kid, territory=verdict.territory)
+        data = text.encode()
+        etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+        playlist = Segment(len(data), etag, hls.PLAYLIST_CONTENT_TYPE, data=data)
+        self.cache.put(key, playlist, len(data))
+        return playlist
+
+    async def hls_segment(self, file_id: str, index: int) -> Segment | None:
+        """Segment ``index`` in its HLS form: the packed-audio timestamp tag, then the stored bytes
+        (cached apart from the plain segment, whose bytes, ETag and ranges stay as they are)."""
+        key = (file_id, index, HLS_FORM)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        rendition = await loop.run_in_executor(None, self._hls_rendition, file_id)
+        if rendition is None:
+            return None
+        timings = hls.segment_timings(rendition)
+        if not 0 <= index < len(timings):
+            return None
+        raw = await self.fetch(file_id, index)
+        if raw is None:
+            return None
+        body = raw.data
+        if body is None and raw.path is not None:  # too large for the cache: read it for this answer
+            try:
+                body = await loop.run_in_executor(None, raw.path.read_bytes)
+            except OSError as exc:
+                log.warning("cannot read %s: %s", raw.path, exc)
+                return None
+        if body is None:
+            return None
+        data = hls.timestamp_tag(timings[index].timestamp(int(rendition["sample_rate_hz"]))) + body
+        etag = raw.etag[:-1] + '.hls"'  # another representation of the same segment: another strong ETag
+        segment = Segment(len(data), etag, hls.SEGMENT_CONTENT_TYPE, data=data)
+        self.cache.put(key, segment, len(data))
+        return segment
+
+    # -- the answer: conditionals, Range, HEAD, body -------------------------------------------
+
+    async def _respond(self, request: web.Request, segment: Segment, now: float) -> web.StreamResponse:
         size, etag = segment.size, segment.etag
         headers = {
             "Content-Type": segment.content_type,
             "Accept-Ranges": "bytes",
             "ETag": etag,
-            "Cache-Control": f"public, max-age={max(0, int(query['exp']) - int(now))}, immutable",
+            "Cache-Control": f"public, max-age={max(0, int(request.query['exp']) - int(now))}, immutable",
         }
         req_headers = request.headers
         inm = req_headers.get("If-None-Match")
@@ -617,7 +731,7 @@ class CdnState:
         return web.Response(body=orjson.dumps(body), headers={"Content-Type": "application/json"})
 
     async def fallback(self, request: web.Request) -> web.Response:
-        if request.path.startswith("/audio/") and request.method not in ("GET", "HEAD"):
+        if request.path.startswith(("/audio/", "/hls/")) and request.method not in ("GET", "HEAD"):
             self._count(405, 0)
             return _error(405, f"method {request.method} not allowed", {"Allow": "GET, HEAD"})
         self._count(404, 0)
@@ -702,6 +816,7 @@ def build_app(
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_get("/audio/{file_id}/{segment}", state.audio)
+    app.router.add_get("/hls/{file_id}/{name}", state.hls)
     app.router.add_get("/metrics", state.metrics)
     app.router.add_get("/healthz", state.healthz)
     app.router.add_route("*", "/{tail:.*}", state.fallback)

@@ -217,6 +217,19 @@ def spec(server_url: str | None = None) -> dict:
         "/v1/playback/{track_id}/manifest": {"get": _op(
             "getManifest", "Stream manifest: rungs for the tier with signed CDN segment URLs",
             {"200": _resp("Manifest", _ref("Manifest"))}, params=[_p("track_id")])},
+        "/v1/playback/{track_id}/hls/master.m3u8": {"get": _op(
+            "getHlsMaster",
+            "HLS master playlist (RFC 8216): the tier's AAC-LC rungs as variants (CODECS mp4a.40.2; Opus "
+            "rungs are not HLS packed audio and are left out). Same auth, rights check, tier rule and "
+            "403/404 cases as the manifest (404 too when the tier allows no AAC rung). Each variant URI "
+            "is the CDN media playlist GET {cdn}/hls/{file_id}/index.m3u8?exp=&kid=[&ter=]&sig=, signed "
+            "like a segment URL (same key ring, same 60 s expiry grid, the listener's country in ter), "
+            "so players fetch it without an Authorization header; its segments are relative signed "
+            "URIs {k}.aac?... on the CDN (ADTS with the packed-audio ID3 timestamp tag). The play grant "
+            "is an #EXT-X-SESSION-DATA line with DATA-ID com.playlog.play_id.",
+            {"200": {"description": "Master playlist",
+                     "content": {"application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}}},
+            params=[_p("track_id")])},
         "/v1/events": {"post": _op(
             "postEvents", "A batch of play.* events: validated, produced; 400 lists rejected ones",
             {"202": _resp("All accepted", _ref("EventsAccepted")),

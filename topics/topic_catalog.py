@@ -29,6 +29,7 @@ class TopicSpec:
     event_types: tuple[str, ...]
     doc: str
     derived: bool = False
+    max_message_bytes: int | None = None  # a topic whose records may outgrow the broker's default (1 MiB)
 
     def full_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -37,6 +38,8 @@ class TopicSpec:
         cfg = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
         if self.cleanup_policy == "compact":
             cfg["min.cleanable.dirty.ratio"] = "0.1"
+        if self.max_message_bytes:
+            cfg["max.message.bytes"] = str(self.max_message_bytes)
         return cfg
 
 
@@ -53,6 +56,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> tuple[TopicSpec, ...]:
             event_types=tuple(r["event_types"]),
             doc=r["doc"],
             derived=r.get("derived", False),
+            max_message_bytes=r.get("max_message_bytes"),
         )
         for r in rows
     )

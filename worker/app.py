@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BATCH = 20000
 PROGRESS_EVERY = 5.0  # seconds between lag samples (/metrics, /livez)
 PUBLISH_EVERY = 5.0  # seconds between publications of streams and statements
+MAX_RECORD_BYTES = 32 * 1024 * 1024  # statements outgrow 1 MiB (topics/topic_catalog.json view.royalties)
 WITHIN = 0.05
 
 
@@ -171,6 +172,7 @@ def create_app(
         # topics several agents share, so they stay at Faust's defaults.
         producer_linger=0.02,
         producer_max_batch_size=1024 * 1024,
+        producer_max_request_size=MAX_RECORD_BYTES,
         broker_heartbeat_interval=2.0,
         key_serializer="raw",
         value_serializer="raw",
@@ -240,8 +242,10 @@ def create_app(
 
     @app.timer(interval=PUBLISH_EVERY)
     async def publish_streams_tallies_and_statements() -> None:
-        await stages.publish()
-
+        try:
+            await stages.publish()
+        except Exception:  # noqa: BLE001 - an exception in a Faust timer crashes the whole worker
+            log.exception("publishing streams, tallies and statements failed; retried on the next tick")
 
     # -- one agent per source topic: per-key views (API read replicas) and royalty facts --------
     # Each topic has exactly one agent: with several Faust agents (or a multi-topic agent) on the

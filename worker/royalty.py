@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 JOIN_TOPIC = "royalty.inputs"
 SHARD_TOPIC = "royalty.plays"
 TALLY_TOPIC = "royalty.tallies"
+PUBLISH_YIELD_EVERY = 2000  # streams sent between two yields to the loop
 CHECKPOINT_COST_FACTOR = 10  # the next checkpoint of a view waits at least 10x as long as its last took
 
 
@@ -362,20 +363,36 @@ class RoyaltyStages:
         plays no longer streams) and tallies; then the money stage's changed statements."""
         for h in [h for h in self.held.values() if h.stage == "shard" and h.ready]:
             async with h.lock:
-                for period in h.view.take_dirty():
-                    for pid, raw in h.view.stream_changes(period):
-                        await self.streams_t.send(key=pid.encode(), value=raw, force=True)
-                    tally = royalties.tally(h.view.state, period)
-                    pools = [[c, p, *v] for (per, c, p), v in h.view.state.pools.items() if per == period]
-                    record = {"period": period, "part": h.partition, "tally": tally_to_json(tally), "pools": pools,
-                              "facts": h.view.facts}
-                    await self.tallies_t.send(key=f"{period}|{h.partition}".encode(), value=orjson.dumps(record),
-                                              partition=0, force=True)
+                periods = h.view.take_dirty()
+                for n, period in enumerate(periods):
+                    before = h.view.published.get(period)
+                    try:
+                        await self._publish_period(h, period)
+                    except BaseException:
+                        # published again on the next tick, tombstones included
+                        if before is None:
+                            h.view.published.pop(period, None)
+                        else:
+                            h.view.published[period] = before
+                        h.view.dirty.update(periods[n:])
+                        raise
         m = self.money
         if m.ready and self.owns(TALLY_TOPIC, 0):
             for period in sorted(m.dirty):
                 await self.statements_t.send(key=period.encode(), value=m.statement_csv(period).encode(), force=True)
-            m.dirty = set()
+                m.dirty.discard(period)
+
+    async def _publish_period(self, h: Held, period: str) -> None:
+        for i, (pid, raw) in enumerate(h.view.stream_changes(period)):
+            await self.streams_t.send(key=pid.encode(), value=raw, force=True)
+            if i % PUBLISH_YIELD_EVERY == PUBLISH_YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a whole period's streams: the loop serves the rest too
+        tally = royalties.tally(h.view.state, period)
+        pools = [[c, p, *v] for (per, c, p), v in h.view.state.pools.items() if per == period]
+        record = {"period": period, "part": h.partition, "tally": tally_to_json(tally), "pools": pools,
+                  "facts": h.view.facts}
+        await self.tallies_t.send(key=f"{period}|{h.partition}".encode(), value=orjson.dumps(record),
+                                  partition=0, force=True)
 
     async def write_checkpoints(self) -> None:
         for h in list(self.held.values()):

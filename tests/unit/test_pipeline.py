@@ -365,3 +365,13 @@ def test_a_cut_or_corrupt_format_2_snapshot_is_refused() -> None:
     for b in bad:
         with pytest.raises(ValueError):
             batches.RoyaltyView.from_snapshot(b)
+
+
+def test_a_fact_that_is_not_a_json_object_is_refused_not_a_crash() -> None:
+    """A royalty.inputs record whose facts are JSON but not objects (a list, a number) is
+    dead-lettered with a reason; it used to raise AttributeError out of the agent's step."""
+    view = batches.RoyaltyView()
+    items = [(b"p:x", b'["p", null, 0]', "src1"), (b"p:y", b"7", "src2")]
+    store, bad = view.apply_batch(items)
+    assert store == {} and [src for src, _ in bad] == ["src1", "src2"]
+    assert all("JSON object" in reason for _, reason in bad)
