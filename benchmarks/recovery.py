@@ -46,6 +46,7 @@ from pathlib import Path
 
 from core.errors import PlaylogError
 from core.settings import Settings
+from topics.topic_catalog import topic_spec
 
 START_MS = 1_779_000_000_000  # 2026-05-17: the period of the pools (2026-05)
 DAY_MS = 86_400_000
@@ -64,14 +65,16 @@ def _period_span(ms: int) -> tuple[int, int]:
     return int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
 
 
-def play_records(n: int, n_tracks: int, start_ms: int = START_MS, seed: int = 5) -> Iterator[list[bytes]]:
-    """N play summaries as packed ``royalty.inputs`` records, a chunk of records at a time.
+def play_records(n: int, n_tracks: int, start_ms: int = START_MS, seed: int = 5,
+                 parts: int = 1) -> Iterator[list[tuple[int, bytes]]]:
+    """N play summaries as packed ``royalty.inputs`` records ``(partition, value)``, each on the
+    partition of its play_id among ``parts`` (as the plays stage sends them), a chunk at a time.
 
     Plays of users ``u0..u(N/20)`` over tracks ``bt00000..`` (the catalog of
     :func:`benchmarks.loadgen.catalog_events`), play_time anywhere in the period of ``start_ms``,
     30-200 s listened, from the start and ended: unique play_id and source_event_id."""
     from benchmarks.loadgen import COUNTRIES
-    from processors.batches import fact_of_summary, pack_facts
+    from processors.batches import fact_of_summary
     from processors.plays import PlaySummary
 
     rng = random.Random(seed)
@@ -89,10 +92,20 @@ def play_records(n: int, n_tracks: int, start_ms: int = START_MS, seed: int = 5)
         )
         facts.append(fact_of_summary(s))
         if len(facts) >= CHUNK:
-            yield pack_facts(facts)
+            yield _packed_by_part(facts, parts)
             facts = []
     if facts:
-        yield pack_facts(facts)
+        yield _packed_by_part(facts, parts)
+
+
+def _packed_by_part(facts: list[tuple[str, bytes]], parts: int) -> list[tuple[int, bytes]]:
+    from processors.batches import pack_facts
+    from processors.royalty_parts import part_of
+
+    by: dict[int, list[tuple[str, bytes]]] = {}
+    for k, raw in facts:
+        by.setdefault(part_of(k[2:], parts), []).append((k, raw))
+    return [(p, packed) for p, fs in sorted(by.items()) for packed in pack_facts(fs)]
 
 
 def produce_inputs(settings: Settings, n: int, tracks: int) -> dict:
@@ -108,9 +121,9 @@ def produce_inputs(settings: Settings, n: int, tracks: int) -> dict:
         p.produce(ev)
     records = nbytes = 0
     topic = settings.topic_prefix + "royalty.inputs"
-    for chunk in play_records(n, tracks):
-        for raw in chunk:
-            p.produce_raw(topic, raw, key=b"plays")
+    for chunk in play_records(n, tracks, parts=topic_spec("royalty.inputs").partitions):
+        for part, raw in chunk:
+            p.produce_raw(topic, raw, key=b"plays", partition=part)
             records += 1
             nbytes += len(raw)
         p.flush(300)
@@ -178,8 +191,19 @@ def revocations(log: Path, offset: int, pid: int) -> int:
                and "partitions set()" not in line)
 
 
+def _full(st: dict, target: int, plays: int) -> bool:
+    """Whether the worker holds every fact: with the royalty stages (``views`` in its status), the
+    joins hold every play and the shards every decided play; else the one view every fact."""
+    views = st.get("views")
+    if views is None:
+        return st.get("royalty_facts", 0) >= target
+    joins = sum(v["facts"] for n, v in views.items() if n.startswith("join-"))
+    shards = sum(v["facts"] for n, v in views.items() if n.startswith("shard-"))
+    return joins >= plays and shards >= plays
+
+
 def wait_ready(settings: Settings, w, target: int, timeout: float, *, no_lag: bool,  # noqa: ANN001
-               rss_limit: int = 0, log_offset: int = 0) -> dict:
+               rss_limit: int = 0, log_offset: int = 0, plays: int = 0) -> dict:
     """Poll ``/status`` until owner with ``royalty_facts >= target`` (and, ``no_lag``, the worker
     group with no lag, twice in a row); seconds from the worker's start. Gives up when the worker's
     RSS passes ``rss_limit`` (the machine is shared: better no figure than the OOM killer) or when
@@ -206,7 +230,7 @@ def wait_ready(settings: Settings, w, target: int, timeout: float, *, no_lag: bo
                                f"without holding the view (heartbeats lapse, the group rebalances); see {w.log}")
         if st and st.get("owner"):
             first_owner = first_owner if first_owner is not None else now
-            if st.get("royalty_facts", 0) >= target:
+            if _full(st, target, plays):
                 full_at = full_at if full_at is not None else now
                 if not no_lag:
                     break
@@ -232,12 +256,13 @@ _MARKS = {
     "restored": "Done reading from changelog topics",
     "complete": "Restore complete!",
     "rebuilt": "royalty view rebuilt from",  # table design: the view rebuilt from the recovered table
-    "loaded": "royalty view loaded in",  # checkpoint design (worker/checkpoint.py)
+    "loaded": " loaded in ",  # checkpoint design (worker/checkpoint.py): "royalty view [name ]loaded in"
     "written": "written: ",  # checkpoint design: "checkpoint A written: ..."
     "ready": "Worker ready",
 }
-_LOADED = re.compile(r"royalty view loaded in ([\d.]+)s: (?:checkpoint \w+ \((\d+) facts, before offset (\d+)\)|no checkpoint)"
-                     r" in ([\d.]+)s, then (\d+) royalty.inputs record\(s\) to offset (\d+) in ([\d.]+)s")
+_LOADED = re.compile(r"royalty view (?:\S+ )?loaded in ([\d.]+)s: (?:checkpoint \w+ \((\d+) facts, before offset (\d+)\)"
+                     r"|no checkpoint) in ([\d.]+)s, then (\d+) (?:royalty.inputs|input) record\(s\) to offset (\d+)"
+                     r" in ([\d.]+)s")
 _WRITTEN = re.compile(r"checkpoint (\w+) written: (\d+) facts, royalty.inputs before offset (\d+), (\d+) bytes in "
                       r"(\d+) chunk\(s\), (?:encoded in ([\d.]+)s, )?([\d.]+)s")
 
@@ -296,14 +321,18 @@ def log_phases(log: Path, offset: int, pid: int, started_wall: float) -> dict:
         out["stored_facts"] = int(n.group(1)) if n else 0
         out["rebuild_s"] = t_held - (before("complete") or t_held)
     else:
-        m = _LOADED.search(msg)
-        if m:
-            took = float(m.group(1))
-            out.update({"view_load_s": took, "checkpoint_facts": int(m.group(2) or 0),
-                        "checkpoint_through": int(m.group(3) or 0),
-                        "checkpoint_load_s": float(m.group(4)), "tail_records": int(m.group(5)),
-                        "tail_s": float(m.group(7)),
-                        "assigned_to_view_load_start_s": (t_held - took) - (t_assigned or t_held - took)})
+        # every view loaded since the last assignment (one, or one per royalty stage partition)
+        loads = [(e[1], m) for e in events[:last + 1] if e[0] == "loaded" and (t_assigned is None or e[1] >= t_assigned)
+                 and (m := _LOADED.search(e[2]))]
+        if loads:
+            first_start = min(t - float(m.group(1)) for t, m in loads)
+            out.update({"views_loaded": len(loads), "view_load_s": t_held - first_start,
+                        "checkpoint_facts": sum(int(m.group(2) or 0) for _, m in loads),
+                        "checkpoint_through": sum(int(m.group(3) or 0) for _, m in loads),
+                        "checkpoint_load_s": sum(float(m.group(4)) for _, m in loads),
+                        "tail_records": sum(int(m.group(5)) for _, m in loads),
+                        "tail_s": sum(float(m.group(7)) for _, m in loads),
+                        "assigned_to_view_load_start_s": first_start - (t_assigned or first_start)})
     ready = [e[1] for e in events if e[0] == "ready" and e[1] <= t_held]
     if ready:
         out["worker_ready_at_s"] = ready[-1] - started_wall
@@ -325,6 +354,27 @@ def wait_checkpoint(w, offset: int, through: int, timeout: float) -> dict:  # no
             raise PlaylogError(f"worker {w.name} died (exit code {w.returncode}); see {w.log}")
         time.sleep(POLL)
     raise PlaylogError(f"no checkpoint through offset {through} within {timeout:.0f}s; see {w.log}")
+
+
+def wait_view_checkpoints(settings: Settings, w, timeout: float) -> dict:  # noqa: ANN001
+    """Royalty stages: until every join and shard view with records has a checkpoint covering its
+    partition's end offset (from the worker's ``/status``); their chunks and facts summed."""
+    from worker import checkpoint
+    from worker.royalty import JOIN_TOPIC, SHARD_TOPIC
+
+    ends = {f"{stage}-{p}": e for stage, topic in (("join", JOIN_TOPIC), ("shard", SHARD_TOPIC))
+            for p in range(topic_spec(topic).partitions) if (e := checkpoint.end_offset(settings, topic, p))}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        views = (w.status() or {}).get("views", {})
+        got = {n: v["checkpoint"] for n, v in views.items() if v.get("checkpoint")}
+        if all(n in got and got[n]["through"] >= e for n, e in ends.items()):
+            return {"views": len(got), "chunks": sum(c["chunks"] for c in got.values()),
+                    "facts": sum(c["facts"] for c in got.values())}
+        if not w.alive():
+            raise PlaylogError(f"worker {w.name} died (exit code {w.returncode}); see {w.log}")
+        time.sleep(POLL)
+    raise PlaylogError(f"no checkpoints covering {ends} within {timeout:.0f}s; see {w.log}")
 
 
 def worker_code() -> str:
@@ -425,7 +475,8 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
                 # 1. build from empty state
                 out["worker_code build"] = worker_code()
                 build_log, _ = start_timed(w)
-                b = wait_ready(settings, w, target, timeout, no_lag=True, rss_limit=rss_limit, log_offset=build_log)
+                b = wait_ready(settings, w, target, timeout, no_lag=True, rss_limit=rss_limit, log_offset=build_log,
+                               plays=n)
                 out["build_s (start to owner, all facts, lag 0)"] = b["ready_s"]
                 out["build_facts_per_s"] = target / b["ready_s"]
                 out["worker_rss_MB after build"] = b["rss"] / 1e6
@@ -434,6 +485,11 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
                 changelog = prefix + "worker-royalty_facts-changelog"
                 if counts.get(changelog, 0) > 0:
                     mode = "table changelog (royalty_facts)"
+                elif prefix + "royalty.plays" in counts:
+                    mode = "checkpoint per royalty stage partition (royalty.checkpoints)"
+                    ck = wait_view_checkpoints(settings, w, timeout=3 * settings.checkpoint_seconds + 300)
+                    out.update({"checkpoint_views": ck["views"], "checkpoint_chunks": ck["chunks"],
+                                "checkpoint_facts (as logged)": ck["facts"]})
                 elif prefix + "royalty.checkpoints" in counts:
                     mode = "checkpoint (royalty.checkpoints)"
                     ck = wait_checkpoint(w, build_log, counts[prefix + "royalty.inputs"],
@@ -458,7 +514,7 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
                     offset, wall = start_timed(w)
                     try:
                         r = wait_ready(settings, w, target, timeout, no_lag=False, rss_limit=rss_limit,
-                                       log_offset=offset)
+                                       log_offset=offset, plays=n)
                         out[label] = r["full_s"]
                     except PlaylogError as exc:
                         out[f"{phase}.error"] = str(exc)
@@ -481,6 +537,9 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
             if mode.startswith("table"):
                 base = raw_consume(settings, changelog)
                 out["baseline: royalty_facts changelog records"] = base["records"]
+            elif "per royalty stage" in mode:  # the checkpoints cover every input: no tail to read
+                base = raw_consume(settings, prefix + "royalty.checkpoints")
+                out["baseline: checkpoint topic records"] = base["records"]
             else:
                 base = raw_consume(settings, prefix + "royalty.checkpoints")
                 tail = raw_consume(settings, prefix + "royalty.inputs", start=out.get("fresh.checkpoint_through",
