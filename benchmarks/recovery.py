@@ -487,7 +487,8 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
                     mode = "table changelog (royalty_facts)"
                 elif prefix + "royalty.plays" in counts:
                     mode = "checkpoint per royalty stage partition (royalty.checkpoints)"
-                    ck = wait_view_checkpoints(settings, w, timeout=3 * settings.checkpoint_seconds + 300)
+                    # a view's next checkpoint waits 10x its last encode (worker/royalty.py): a big view waits long
+                    ck = wait_view_checkpoints(settings, w, timeout=3 * settings.checkpoint_seconds + 600 + n / 2000)
                     out.update({"checkpoint_views": ck["views"], "checkpoint_chunks": ck["chunks"],
                                 "checkpoint_facts (as logged)": ck["facts"]})
                 elif prefix + "royalty.checkpoints" in counts:
