@@ -261,6 +261,22 @@ def bench_recovery_cmd(plays: str, tracks: int) -> None:
     record("recovery", results, settings)
 
 
+@bench_group.command("snapshot")
+@click.option("--plays", default="1000000,4000000", show_default=True, help="Comma list of play counts.")
+def bench_snapshot_cmd(plays: str) -> None:
+    """Encoding/decoding a royalty view's checkpoint (format 2) against the one-document format 1 in
+    the same run, and the longest wait of a heartbeat-like thread meanwhile. No broker."""
+    from benchmarks.snapshot import run_snapshot
+
+    try:
+        ns = [int(x.replace("_", "")) for x in plays.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a comma list of integers: {plays!r}", param_hint="--plays") from None
+    if not ns or min(ns) <= 0:
+        raise click.BadParameter("give at least one positive play count", param_hint="--plays")
+    record("snapshot", run_snapshot(ns), load())
+
+
 def _flat(result: object) -> dict:
     """A benchmark result as a flat dict (dataclass results included)."""
     import dataclasses
@@ -363,7 +379,7 @@ def bench_search_cmd(tracks: int) -> None:
 def bench_all_cmd(ctx: click.Context) -> None:
     """Every part in turn; a part that fails is reported and the others still run."""
     failed = []
-    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search", "recovery"):
+    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search", "recovery", "snapshot"):
         cmd = bench_group.commands[name]
         try:
             ctx.invoke(cmd)
