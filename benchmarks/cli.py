@@ -172,7 +172,8 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
             def sample() -> None:
                 while not stop.is_set():
                     lag = source_lag(settings)
-                    samples.append(lag[settings.topic_prefix + "listening"] + lag[settings.topic_prefix + "royalty.inputs"])
+                    samples.append(sum(lag.get(settings.topic_prefix + t, 0) for t in
+                                       ("listening", "royalty.inputs", "royalty.plays", "royalty.tallies")))
                     time.sleep(0.2)
 
             th = threading.Thread(target=sample, daemon=True)
