@@ -206,6 +206,7 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
         "raw_consume_events_per_s (baseline)": raw_rate,
         "backlog_produce_s": produced_in,
         "backlog_events_per_s (plays+royalties+views)": backlog_rate,
+        "ratio backlog / raw consumption": backlog_rate / raw_rate if raw_rate else None,
         "fixed_rate_target_events_per_s": rate,
         "fixed_rate_achieved_events_per_s": achieved,
         "lag_samples": len(samples),
