@@ -2,14 +2,19 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY playlog playlog
+COPY core core
 COPY schemas schemas
 COPY topics topics
 COPY processors processors
+COPY worker worker
 COPY sinks sinks
 COPY replay replay
 COPY playback playback
 COPY ingest ingest
+COPY devstack devstack
+COPY demo demo
+COPY benchmarks benchmarks
+COPY playlog playlog
 RUN pip install --no-cache-dir ".[stream,warehouse,audio]"
 ENV PLAYLOG_DATA_DIR=/data
 EXPOSE 8700 8701

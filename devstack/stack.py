@@ -1,9 +1,10 @@
 """The whole stack as local processes: what ``playlog up`` runs and ``playlog demo`` is built on.
 
-Order: the broker (a local KRaft node bound where ``PLAYLOG_BOOTSTRAP_SERVERS`` and
-``PLAYLOG_KAFKA_CONTROLLER_PORT`` say, unless a cluster already answers there or the caller says
-there is none to start), the topic catalog, N workers (each its own name, web port and state
-dir), the CDN, the API, optional sinks. Each part is a child of one :class:`Supervisor`; the
+Order: the broker (a local KRaft node, or a cluster of ``brokers`` nodes, bound where
+``PLAYLOG_BOOTSTRAP_SERVERS`` and ``PLAYLOG_KAFKA_CONTROLLER_PORT`` say, unless a cluster already
+answers there or the caller says there is none to start), the topic catalog (replicated as the
+cluster says: 3 times with ``min.insync.replicas=2`` on a cluster of 3), N workers (each its own
+name, web port and state dir), the CDN, the API, optional sinks. Each part is a child of one :class:`Supervisor`; the
 endpoints are recorded in ``$PLAYLOG_DATA_DIR/up/stack.json`` so the verbs that talk to the stack
 (``playlog royalties``, ``replay --diff-live``) find the workers without ``PLAYLOG_WORKER_URLS``.
 """
@@ -17,11 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import PlaylogError
 from core.settings import Settings
 from devstack.supervisor import Child, Supervisor, free_port, playlog_argv, port_open
 from devstack.workers import WorkerProcess
+
+if TYPE_CHECKING:
+    from devstack.kafka import LocalKafka, LocalKafkaCluster
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ def cluster_answers(bootstrap: str, timeout: float = 3.0) -> bool:
 @dataclass(frozen=True)
 class StackOptions:
     workers: int = 1
+    brokers: int = 1  # nodes of the local cluster, when one is started (3: replication 3, min.insync 2)
     broker: str = "auto"  # auto: start one unless a cluster answers; local: always; none: never
     sinks: tuple[str, ...] = ()
     cdn: bool = True
@@ -79,7 +85,8 @@ class Stack:
         self.opts = opts or StackOptions()
         self.say = say
         self.supervisor = Supervisor()
-        self.broker = None
+        self.broker: LocalKafka | LocalKafkaCluster | None = None
+        self.replication = 1  # of the cluster's topics (the workers' changelogs are in the catalog too)
         self.workers: list[WorkerProcess] = []
         self.cdn: Child | None = None
         self.api: Child | None = None
@@ -91,29 +98,39 @@ class Stack:
 
     # -- parts -----------------------------------------------------------------------------------
     def start_broker(self) -> None:
-        from devstack.kafka import from_settings
-        from topics.admin import create_topics
+        from devstack.kafka import LocalKafkaCluster, from_settings
+        from topics.admin import create_topics, replication_for
 
         s = self.settings
         mode = self.opts.broker
         if mode not in ("auto", "local", "none"):
             raise PlaylogError(f"unknown broker mode {mode!r}")
+        if self.opts.brokers < 1:
+            raise PlaylogError(f"a local cluster needs at least one broker, not {self.opts.brokers}")
         if mode == "none" or (mode == "auto" and cluster_answers(s.bootstrap_servers)):
             if not cluster_answers(s.bootstrap_servers, timeout=10.0):
                 raise PlaylogError(f"no Kafka cluster answers at {s.bootstrap_servers} (PLAYLOG_BOOTSTRAP_SERVERS); "
                                    "drop --no-broker to start a local one")
             self.say(f"broker: using the cluster at {s.bootstrap_servers}")
         else:
-            broker = from_settings(s)
-            self.say(f"broker: starting Kafka on {broker.bootstrap} (controller {broker.controller_port}, "
-                     f"data {broker.data_dir}) ...")
+            broker = from_settings(s, self.opts.brokers)
+            if isinstance(broker, LocalKafkaCluster):
+                ctl = ",".join(str(n.controller_port) for n in broker.nodes.values())
+                self.say(f"broker: starting a Kafka cluster of {len(broker.nodes)} nodes on {broker.bootstrap} "
+                         f"(controllers {ctl}, replication {broker.replication}, data {broker.data_dir}) ...")
+            else:
+                self.say(f"broker: starting Kafka on {broker.bootstrap} (controller {broker.controller_port}, "
+                         f"data {broker.data_dir}) ...")
             self.broker = broker
-            broker.name = "broker"  # type: ignore[attr-defined]
+            broker.name = "broker"
             self.supervisor.add(broker)
             self.timings["broker_ready_s"] = broker.start(timeout=120)
+            if isinstance(broker, LocalKafkaCluster):  # every child gets every node, not only the first
+                self.settings = s = replace(s, bootstrap_servers=broker.bootstrap)
             self.say(f"broker: ready on {broker.bootstrap} in {self.timings['broker_ready_s']:.1f}s")
         created = create_topics(s)
-        self.say(f"topics: {len(created)} created (prefix {s.topic_prefix!r})")
+        self.replication = replication_for(s)
+        self.say(f"topics: {len(created)} created (prefix {s.topic_prefix!r}, replication {self.replication})")
 
     def _worker_ports(self, n: int) -> list[int]:
         wanted = [int(u.rsplit(":", 1)[1]) for u in self.settings.worker_urls if u.rsplit(":", 1)[-1].isdigit()]
@@ -240,7 +257,10 @@ class Stack:
             w.start()
 
     def pids(self) -> list[int]:
-        return self.supervisor.pids()
+        out = self.supervisor.pids()
+        if self.broker is not None:  # a cluster's nodes are one part of the supervisor
+            out += [p for p in self.broker.pids() if p not in out]
+        return out
 
     def stop(self) -> None:
         self.supervisor.stop()

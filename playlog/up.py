@@ -21,21 +21,25 @@ def _sinks(value: str | None) -> tuple[str, ...]:
 @click.command("up")
 @click.option("--workers", type=click.IntRange(0, 16), default=1, show_default=True,
               help="Stream-processing workers (each its own name w1.., web port and state dir).")
+@click.option("--brokers", type=click.IntRange(1, 5), default=1, show_default=True,
+              help="Nodes of the local Kafka cluster to start (3: replication 3, min.insync.replicas 2).")
 @click.option("--no-broker", is_flag=True,
               help="Never start a local broker: PLAYLOG_BOOTSTRAP_SERVERS must name a cluster that answers.")
 @click.option("--sinks", "sinks", default="", metavar="duckdb,parquet,clickhouse",
               help="Sinks to run, comma separated.")
 @click.option("--no-api", is_flag=True, help="Do not start the playback API.")
 @click.option("--no-cdn", is_flag=True, help="Do not start the CDN.")
-def up_command(workers: int, no_broker: bool, sinks: str, no_api: bool, no_cdn: bool) -> None:
+def up_command(workers: int, brokers: int, no_broker: bool, sinks: str, no_api: bool, no_cdn: bool) -> None:
     """Run the whole stack in the foreground: broker, topics, workers, CDN, API, optional sinks.
 
     The broker is started on loopback where PLAYLOG_BOOTSTRAP_SERVERS and
     PLAYLOG_KAFKA_CONTROLLER_PORT say (data under PLAYLOG_DATA_DIR/kafka), unless a cluster already
-    answers there or --no-broker is given. Prints where each part listens and when it is ready;
-    endpoints are recorded in PLAYLOG_DATA_DIR/up/stack.json, where 'playlog royalties' finds the
-    workers. Ctrl-C or SIGTERM stops every child. Exit status: 0 stopped on request, 1 a child
-    died (named on stderr), 2 bad configuration or a part that could not start.
+    answers there or --no-broker is given. With --brokers 3 it is a 3-node KRaft cluster (node N on
+    those ports + 2(N-1), data under kafka/node-N) and topics are replicated 3 times with
+    min.insync.replicas 2. Prints where each part listens and when it is ready; endpoints are
+    recorded in PLAYLOG_DATA_DIR/up/stack.json, where 'playlog royalties' finds the workers.
+    Ctrl-C or SIGTERM stops every child. Exit status: 0 stopped on request, 1 a child died (named
+    on stderr), 2 bad configuration or a part that could not start.
     """
     from core.settings import load
     from devstack.stack import Stack, StackOptions
@@ -45,8 +49,10 @@ def up_command(workers: int, no_broker: bool, sinks: str, no_api: bool, no_cdn: 
         settings = load()
     except ValueError as exc:
         raise PlaylogError(str(exc)) from None
-    opts = StackOptions(workers=workers, broker="none" if no_broker else "auto", sinks=_sinks(sinks),
-                        api=not no_api, cdn=not no_cdn)
+    if no_broker and brokers != 1:
+        raise click.UsageError("--brokers sizes the local cluster; it cannot go with --no-broker")
+    opts = StackOptions(workers=workers, brokers=brokers, broker="none" if no_broker else "auto",
+                        sinks=_sinks(sinks), api=not no_api, cdn=not no_cdn)
 
     def say(msg: str) -> None:
         click.echo(msg, err=True)

@@ -26,17 +26,57 @@ def _existing(admin: AdminClient, timeout: float = 10.0) -> dict:
         raise PlaylogError(f"cannot reach Kafka: {exc.args[0].str() if exc.args else exc}") from None
 
 
-def create_topics(settings: Settings, replication: int = 1, timeout: float = 30.0) -> list[str]:
-    """Create every catalog topic that does not exist yet; returns the names created."""
+MAX_REPLICATION = 3
+
+
+def min_insync_for(replication: int) -> int:
+    """``min.insync.replicas`` for a replication factor: 2 of 3 (one broker may be lost while
+    ``acks=all`` writers go on, and an acknowledged record is on two brokers), 1 below 3."""
+    return 2 if replication >= 3 else 1
+
+
+def replication_for(settings: Settings, admin: AdminClient | None = None, timeout: float = 10.0) -> int:
+    """The replication factor new topics get on the configured cluster: its brokers'
+    ``default.replication.factor`` (3 on the local 3-node cluster and in docker-compose), else the
+    number of live brokers, at most 3."""
+    admin = admin or admin_client(settings)
+    try:
+        md = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise PlaylogError(f"cannot reach Kafka: {exc.args[0].str() if exc.args else exc}") from None
+    brokers = sorted(md.brokers)
+    if not brokers:
+        raise PlaylogError(f"no live broker at {settings.bootstrap_servers}")
+    fallback = min(MAX_REPLICATION, len(brokers))
+    try:
+        res = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, str(brokers[0]))])
+        for fut in res.values():
+            entry = fut.result(timeout).get("default.replication.factor")
+            if entry is not None and entry.value is not None and int(entry.value) > 0:
+                return int(entry.value)
+    except (KafkaException, ValueError) as exc:
+        log.warning("cannot read the brokers' default.replication.factor (%s); using %d", exc, fallback)
+    return fallback
+
+
+def create_topics(settings: Settings, replication: int | None = None, timeout: float = 30.0) -> list[str]:
+    """Create every catalog topic that does not exist yet; returns the names created.
+
+    ``replication`` None: the cluster's (:func:`replication_for`: 1 on a single broker, 3 on a
+    cluster of 3). With 3 replicas each topic gets ``min.insync.replicas=2``
+    (:func:`min_insync_for`), whatever the brokers' default.
+    """
     admin = admin_client(settings)
     existing = _existing(admin)
-    todo = [
-        NewTopic(t.full_name(settings.topic_prefix), num_partitions=t.partitions,
-                 replication_factor=replication, config=t.config())
-        for t in load_catalog() if t.full_name(settings.topic_prefix) not in existing
-    ]
-    created = []
-    if todo:
+    missing = [t for t in load_catalog() if t.full_name(settings.topic_prefix) not in existing]
+    created: list[str] = []
+    if missing:
+        if replication is None:
+            replication = replication_for(settings, admin)
+        extra = {"min.insync.replicas": str(min_insync_for(replication))} if replication > 1 else {}
+        todo = [NewTopic(t.full_name(settings.topic_prefix), num_partitions=t.partitions,
+                         replication_factor=replication, config={**t.config(), **extra}) for t in missing]
+        log.debug("creating %d topic(s) with replication %d", len(todo), replication)
         for name, fut in admin.create_topics(todo, request_timeout=timeout).items():
             try:
                 fut.result()
@@ -46,11 +86,11 @@ def create_topics(settings: Settings, replication: int = 1, timeout: float = 30.
                 if err.code() != err.TOPIC_ALREADY_EXISTS:  # a concurrent creator won the race: fine
                     raise PlaylogError(f"cannot create topic {name}: {err.str()}") from None
         _wait_for_leaders(admin, created, timeout)
-        _wait_until_served(settings, created, timeout)
+        _wait_until_served(settings, {t.topic: t.num_partitions for t in todo if t.topic in created}, timeout)
     return created
 
 
-def _wait_until_served(settings: Settings, names: list[str], timeout: float) -> None:
+def _wait_until_served(settings: Settings, partitions: dict[str, int], timeout: float) -> None:
     """Until the leader of every partition of the new topics serves it (a ListOffsets answers).
 
     Metadata names a leader before that broker has created the partition locally (here up to ~1 s
@@ -59,6 +99,11 @@ def _wait_until_served(settings: Settings, names: list[str], timeout: float) -> 
     any first sequence from a producer it does not know), and the first request's records are lost
     for good: KAFKA-15591 (also KAFKA-14312, KAFKA-19880; fixed after Kafka 3.9). Seen here: the
     first two records of a fixture's catalog partition missing, the statement wrong.
+
+    On a cluster, a broker may still lag behind the controller's metadata for a moment: a client
+    whose first look at a topic came from it keeps "unknown partition" in its cache for minutes
+    (seen on the local 3-node cluster under load). So each pass asks with a fresh client, and the
+    partitions come from the topics' specs (``partitions``), not from one broker's answer.
     """
     import time
 
@@ -66,48 +111,59 @@ def _wait_until_served(settings: Settings, names: list[str], timeout: float) -> 
 
     from topics.kafka_io import consumer_config
 
-    if not names:
-        return
-    c = Consumer(consumer_config(settings, None))
-    try:
-        md = c.list_topics(timeout=timeout).topics
-        pending = [TopicPartition(n, p) for n in names if n in md for p in md[n].partitions]
-        deadline = time.monotonic() + timeout
-        while pending:
-            left = []
+    pending = [TopicPartition(n, p) for n, count in partitions.items() for p in range(count)]
+    deadline = time.monotonic() + timeout
+    why: dict[tuple[str, int], str] = {}
+    while pending:
+        left = []
+        c = Consumer(consumer_config(settings, None))
+        try:
             for tp in pending:
                 try:
                     c.get_watermark_offsets(tp, timeout=min(5.0, timeout), cached=False)
-                except KafkaException:
+                except KafkaException as exc:
+                    why[(tp.topic, tp.partition)] = exc.args[0].str() if exc.args else str(exc)
                     left.append(tp)
-            pending = left
-            if pending:
-                if time.monotonic() > deadline:
-                    raise PlaylogError(f"{len(pending)} partition(s) of the new topics not served after {timeout:.0f}s, "
-                                       f"e.g. {pending[0].topic}[{pending[0].partition}]")
-                time.sleep(0.1)
-    finally:
-        c.close()
+        finally:
+            c.close()
+        pending = left
+        if pending:
+            if time.monotonic() > deadline:
+                first = pending[0]
+                raise PlaylogError(f"{len(pending)} partition(s) of the new topics not served after {timeout:.0f}s, "
+                                   f"e.g. {first.topic}[{first.partition}]: {why.get((first.topic, first.partition))}")
+            time.sleep(0.2)
 
 
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
-    """Until every partition of the new topics has a leader (so produce/consume work at once)."""
+    """Until every live broker's metadata has every partition of the new topics with a leader (so
+    produce/consume work at once, whichever broker a client asks first: on a cluster a broker can
+    lag behind the controller for a moment, and a client that asked it keeps the answer)."""
     import time
 
     deadline = time.monotonic() + timeout
-    pending = set(names)
+    brokers = sorted(f"{b.host}:{b.port}" for b in admin.list_topics(timeout=timeout).brokers.values())
+    pending = {(b, n) for b in brokers for n in names}
     while pending and time.monotonic() < deadline:
-        topics = admin.list_topics(timeout=timeout).topics
-        for name in list(pending):
-            md = topics.get(name)
-            if md is not None and md.error is None and md.partitions and all(
-                p.leader >= 0 and p.error is None for p in md.partitions.values()
-            ):
-                pending.discard(name)
+        for broker in sorted({b for b, _ in pending}):
+            # a client that knows only this broker asks it (and nobody else) for its metadata
+            one = AdminClient({"bootstrap.servers": broker, "logger": log})
+            try:
+                topics = one.list_topics(timeout=min(5.0, timeout)).topics
+            except KafkaException:
+                continue
+            for name in [n for b, n in pending if b == broker]:
+                md = topics.get(name)
+                if md is not None and md.error is None and md.partitions and all(
+                    p.leader >= 0 and p.error is None for p in md.partitions.values()
+                ):
+                    pending.discard((broker, name))
         if pending:
             time.sleep(0.1)
     if pending:
-        raise PlaylogError(f"topics created but without leaders after {timeout:.0f}s: {', '.join(sorted(pending))}")
+        broker, name = sorted(pending)[0]
+        raise PlaylogError(f"topics created but without leaders after {timeout:.0f}s: {len(pending)} (broker, topic) "
+                           f"pair(s), e.g. {name} on {broker}")
 
 
 @dataclass
