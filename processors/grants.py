@@ -132,7 +132,7 @@ def client_event_reason(event: dict) -> str | None:
     without ``received_at`` (trusted producers) or of another type."""
     received = event.get("received_at")
     etype = event.get("type")
-    if received is None or etype not in PLAY_TYPES:
+    if received is None or not isinstance(etype, str) or etype not in PLAY_TYPES:
         return None
     g = parse_grant(event["play_id"])
     if g is None:

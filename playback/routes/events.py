@@ -46,7 +46,7 @@ def client_event(api: PlaybackApi, trust: ClientTrust, obj: Any, uid: str, profi
     if not isinstance(obj, dict):
         raise EventError(f"expected a JSON object, got {type(obj).__name__}")
     etype = obj.get("type")
-    if etype not in PLAY_TYPES:
+    if not isinstance(etype, str) or etype not in PLAY_TYPES:  # a dict or list type is unhashable: check first
         raise EventError(f"{etype!r} is not a client listening event (expected one of {', '.join(sorted(PLAY_TYPES))})")
     obj = {k: v for k, v in obj.items() if k != "received_at"}  # the server's stamp, never the client's
     if profile is not None:

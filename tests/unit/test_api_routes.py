@@ -319,6 +319,9 @@ def test_events_batch_mixed_produces_valid_and_lists_rejected(world: World) -> N
         assert status == 202 and body == {"accepted": 1}
         assert (await call(c, "POST", "/v1/events", tok, data=b"{nope"))[0] == 400
         assert (await call(c, "POST", "/v1/events", tok, json={"events": []}))[0] == 400
+        # a type that is not a string (an object, a list: unhashable) is refused, not a 500 (schemathesis found it)
+        status, body = await call(c, "POST", "/v1/events", tok, json={"events": [{"type": {"x": {}}}, {"type": [1]}]})
+        assert status == 400 and [r["index"] for r in body["rejected"]] == [0, 1]
         world.publisher.fail = True
         assert (await call(c, "POST", "/v1/events", tok, json=[play(6)]))[0] == 503
 
