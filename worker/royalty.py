@@ -379,7 +379,9 @@ class RoyaltyStages:
         m = self.money
         if m.ready and self.owns(TALLY_TOPIC, 0):
             for period in sorted(m.dirty):
-                await self.statements_t.send(key=period.encode(), value=m.statement_csv(period).encode(), force=True)
+                sent = await self.statements_t.send(key=period.encode(), value=m.statement_csv(period).encode(),
+                                                    force=True)
+                await sent  # acknowledged, or the period stays dirty
                 m.dirty.discard(period)
 
     async def _publish_period(self, h: Held, period: str) -> None:
@@ -391,8 +393,11 @@ class RoyaltyStages:
         pools = [[c, p, *v] for (per, c, p), v in h.view.state.pools.items() if per == period]
         record = {"period": period, "part": h.partition, "tally": tally_to_json(tally), "pools": pools,
                   "facts": h.view.facts}
-        await self.tallies_t.send(key=f"{period}|{h.partition}".encode(), value=orjson.dumps(record),
-                                  partition=0, force=True)
+        # waited for: a tally the broker refuses (too large, say) must not be lost silently; the
+        # period is published again on the next tick
+        sent = await self.tallies_t.send(key=f"{period}|{h.partition}".encode(), value=orjson.dumps(record),
+                                         partition=0, force=True)
+        await sent
 
     async def write_checkpoints(self) -> None:
         for h in list(self.held.values()):

@@ -1,5 +1,6 @@
-"""A statement outgrows Kafka's default record size (1 MiB) with the catalog: ``view.royalties``
-is created allowing records up to its ``max_message_bytes`` (topics/topic_catalog.json), and the
+"""A statement (and a royalty shard's tally) outgrows Kafka's default record size (1 MiB) with the
+catalog: ``view.royalties`` and ``royalty.tallies`` are created allowing records up to their
+``max_message_bytes`` (topics/topic_catalog.json), and the
 worker's producer may send them (worker/app.py ``MAX_RECORD_BYTES``); other topics keep the
 broker's default and refuse such a record."""
 
@@ -27,5 +28,7 @@ def test_a_statement_bigger_than_a_mebibyte_is_accepted_where_statements_go(kafk
     statement = b"period,country,product,rightsholder_id,canonical_track_id,streams,amount_micros\n" * 30_000
     assert len(statement) > 2 * 1024 * 1024
     assert _send(kafka_env, "view.royalties", statement) is None
+    assert topic_spec("royalty.tallies").max_message_bytes <= MAX_RECORD_BYTES  # a shard's tally: as big
+    assert _send(kafka_env, "royalty.tallies", statement) is None
     err = _send(kafka_env, "view.catalog", statement)
     assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
