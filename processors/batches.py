@@ -239,14 +239,14 @@ class RoyaltyView:
         return sorted(self.state.by_period)
 
     # -- checkpoints (worker/checkpoint.py, processors/snapshot.py) -------------------------------
-    def to_snapshot(self) -> bytes:
+    def to_snapshot(self, published_acked: bool = False) -> bytes:
         """The view as a format-2 snapshot: the fold's state, what was last published as streams
         (so a stream that stops being one after a recovery still gets its tombstone) and the
         foreign users already dead-lettered (so they are not reported again). Only the periods that
         changed since the last snapshot (days, published sets) are encoded again. Reads the view, and may run in a thread
         while nothing folds into it (worker/app.py holds the view's lock)."""
         state, published, cache, unsaved = self.state, self.published, self.segments, self.unsaved
-        header = snapshot.encode_header(state, self.facts, self.reported)
+        header = snapshot.encode_header(state, self.facts, self.reported, published_acked)
         keys = set(unsaved) if self.tracked else snapshot.all_keys(state, published)
         fresh = snapshot.encode(state, published, keys)
         for k in keys:  # a day whose plays all moved to another: no segment any more
@@ -267,12 +267,16 @@ class RoyaltyView:
 
     @classmethod
     def from_snapshot(cls, raw: bytes, pause: float = 0.0) -> RoyaltyView:
-        """The view a snapshot holds (every period dirty: re-published once); ValueError when
-        ``raw`` is not one. Format 2 (:meth:`to_snapshot`), or format 1 (one JSON document)."""
+        """The view a snapshot holds; ValueError when ``raw`` is not one. Format 2
+        (:meth:`to_snapshot`), or format 1 (one JSON document). Every period is dirty (published
+        once again), unless the writer said that what it counted as published was acknowledged:
+        then only what changes after the restore is published (at 4M plays, publishing every
+        stream again after each recovery kept a worker busy for minutes)."""
         view = cls()
         if raw.startswith(snapshot.MAGIC):
-            view.state, view.facts, view.reported, view.published, view.segments = snapshot.decode(raw, pause)
-            view.all_dirty = True
+            (view.state, view.facts, view.reported, view.published, view.segments,
+             acked) = snapshot.decode(raw, pause)
+            view.all_dirty = not acked
             return view
         try:
             d = orjson.loads(raw)

@@ -40,8 +40,13 @@ def _pack(doc: Mapping[str, Any]) -> bytes:
     return zlib.compress(orjson.dumps(doc), LEVEL)
 
 
-def encode_header(state: RoyaltyState, facts: int, reported: set[tuple[str, str, str]]) -> bytes:
-    return _pack({"version": 2, "facts": facts, "reported": sorted(reported), **state.tables_dict()})
+def encode_header(state: RoyaltyState, facts: int, reported: set[tuple[str, str, str]],
+                  published_acked: bool = False) -> bytes:
+    """``published_acked``: the writer knows every stream it counts as published was acknowledged
+    by the broker (worker/royalty.py flushes before it snapshots), so a view restored from it need
+    not publish every period again."""
+    return _pack({"version": 2, "facts": facts, "reported": sorted(reported), "published_acked": published_acked,
+                  **state.tables_dict()})
 
 
 def day_key(day: int) -> str:
@@ -129,8 +134,8 @@ def segments(raw: bytes) -> Iterator[memoryview]:
 
 
 def decode(raw: bytes, pause: float = 0.0) -> tuple[RoyaltyState, int, set[tuple[str, str, str]],
-                                                    dict[str, set[str]], dict[str, list[bytes]]]:
-    """``(state, facts, reported, published, segments per key)`` of a format-2 snapshot;
+                                                    dict[str, set[str]], dict[str, list[bytes]], bool]:
+    """``(state, facts, reported, published, segments per key, published_acked)`` of a format-2 snapshot;
     ValueError when it does not decode. Between two segments the thread sleeps ``pause`` (0: it
     still lets other threads take the GIL)."""
     try:
@@ -157,4 +162,4 @@ def decode(raw: bytes, pause: float = 0.0) -> tuple[RoyaltyState, int, set[tuple
         raise ValueError("snapshot without a header") from None
     except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"not a royalty view snapshot: {exc!r}") from None
-    return state, facts, reported, published, cache
+    return state, facts, reported, published, cache, bool(head.get("published_acked", False))

@@ -216,7 +216,8 @@ class RoyaltyStages:
             h.view = got.view
             h.ready, h.through, h.last, h.since_checkpoint = True, got.through, got.manifest, got.tail_records
             h.loaded = {"checkpoint_through": got.manifest.through if got.manifest else None,
-                        "tail_records": got.tail_records, "seconds": round(time.perf_counter() - t0, 3)}
+                        "tail_records": got.tail_records, "through": got.through,
+                        "seconds": round(time.perf_counter() - t0, 3)}
             log.info("royalty view %s loaded in %.1fs: %s", h.name, time.perf_counter() - t0, got.describe())
             return True
 
@@ -413,7 +414,10 @@ class RoyaltyStages:
                 # what was sent for the records in the snapshot is acknowledged first
                 await self.app.producer.flush()
                 n, through, facts, generation, view = h.since_checkpoint, h.through, h.view.facts, h.generation, h.view
-                snapshot = await asyncio.to_thread(view.to_snapshot)
+                # publications hold this lock too, and were just flushed: what the view counts as
+                # published is acknowledged, so a view restored from this checkpoint need not
+                # publish every period again
+                snapshot = await asyncio.to_thread(view.to_snapshot, True)
             t_snap = time.perf_counter() - t0
             if generation != h.generation:
                 return
