@@ -242,6 +242,17 @@ def bench_pipeline_cmd(events: int, workers: int, rate: int, seconds: float) -> 
     record("pipeline", run_pipeline(events, workers, rate, seconds), settings)
 
 
+def _play_counts(plays: str) -> list[int]:
+    """``--plays``: a comma list of positive play counts (``1_000_000`` allowed)."""
+    try:
+        ns = [int(x.replace("_", "")) for x in plays.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a comma list of integers: {plays!r}", param_hint="--plays") from None
+    if not ns or min(ns) <= 0:
+        raise click.BadParameter("give at least one positive play count", param_hint="--plays")
+    return ns
+
+
 @bench_group.command("recovery")
 @click.option("--plays", default="1000000,4000000", show_default=True,
               help="Comma list of play counts; each N on its own private broker.")
@@ -251,12 +262,7 @@ def bench_recovery_cmd(plays: str, tracks: int) -> None:
     and raw consumption of the changelog."""
     from benchmarks.recovery import run_recovery
 
-    try:
-        ns = [int(x.replace("_", "")) for x in plays.split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"not a comma list of integers: {plays!r}", param_hint="--plays") from None
-    if not ns or min(ns) <= 0:
-        raise click.BadParameter("give at least one positive play count", param_hint="--plays")
+    ns = _play_counts(plays)
     settings = load()
     results, text = run_recovery(ns, tracks, keep_logs=settings.data_dir / "bench")
     click.echo(text)
@@ -270,12 +276,7 @@ def bench_snapshot_cmd(plays: str) -> None:
     the same run, and the longest wait of a heartbeat-like thread meanwhile. No broker."""
     from benchmarks.snapshot import run_snapshot
 
-    try:
-        ns = [int(x.replace("_", "")) for x in plays.split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"not a comma list of integers: {plays!r}", param_hint="--plays") from None
-    if not ns or min(ns) <= 0:
-        raise click.BadParameter("give at least one positive play count", param_hint="--plays")
+    ns = _play_counts(plays)
     record("snapshot", run_snapshot(ns), load())
 
 
