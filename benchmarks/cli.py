@@ -122,6 +122,7 @@ def run_broker(events: int) -> dict:
 
 def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: int = 1000) -> dict:
     """Backlog throughput and event-to-view lag under a fixed rate, through plays, streams and royalties."""
+    from benchmarks.cpu import cpu_seconds, pids_with_arg
     from benchmarks.loadgen import catalog_events, listening_events, pool_events
     from core.timefmt import period_of
     from devstack.workers import WorkerProcess, owner, source_lag, wait_caught_up
@@ -150,6 +151,9 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
             from topics.topic_catalog import key_of, topic_of
 
             encoded = [(settings.topic_prefix + topic_of(ev["type"]), codec.encode(ev), key_of(ev)) for ev in backlog]
+            worker_pids = [w.pid for w in procs if w.pid is not None]
+            broker_pids = pids_with_arg(str(settings.data_dir / "kafka"))
+            cpu0 = cpu_seconds(worker_pids), cpu_seconds(broker_pids), os.times()
             first = time.perf_counter()
             for topic, raw, key in encoded:  # pre-encoded: the producer is not what is measured
                 p.produce_raw(topic, raw, key=key)
@@ -157,6 +161,10 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
             produced_in = time.perf_counter() - first
             wait_caught_up(settings, procs, timeout=900)
             total = time.perf_counter()
+            me = os.times()
+            cpu = (cpu_seconds(worker_pids) - cpu0[0], cpu_seconds(broker_pids) - cpu0[1],
+                   me.user + me.system - cpu0[2].user - cpu0[2].system)
+            load1 = os.getloadavg()[0]
             # baseline: raw consumption of the same records from the same broker
             t0 = time.perf_counter()
             n = sum(len(b) for b in iter_batches(settings, [settings.topic_prefix + "listening"], batch_size=10000))
@@ -207,6 +215,12 @@ def run_pipeline(events: int, workers: int, rate: int, seconds: float, tracks: i
         "backlog_produce_s": produced_in,
         "backlog_events_per_s (plays+royalties+views)": backlog_rate,
         "ratio backlog / raw consumption": backlog_rate / raw_rate if raw_rate else None,
+        "backlog_wall_s": total - first,
+        "backlog_cpu_s_workers": cpu[0],
+        "backlog_cpu_s_broker": cpu[1],
+        "backlog_cpu_s_producer (this process)": cpu[2],
+        "worker_cpu_us_per_event": cpu[0] / len(backlog) * 1e6,
+        "load_average_1m_after_backlog": load1,
         "fixed_rate_target_events_per_s": rate,
         "fixed_rate_achieved_events_per_s": achieved,
         "lag_samples": len(samples),
@@ -233,23 +247,37 @@ def bench_broker_cmd(events: int) -> None:
 
 @bench_group.command("pipeline")
 @click.option("--events", default=300_000, show_default=True, help="Backlog of listening events.")
-@click.option("--workers", default=2, show_default=True)
+@click.option("--workers", default="2", show_default=True,
+              help="Worker count, or several separated by commas (1,2,3): one private broker and run each.")
 @click.option("--rate", default=5_000, show_default=True, help="Fixed produce rate for the lag phase (events/s).")
 @click.option("--seconds", default=20.0, show_default=True)
-def bench_pipeline_cmd(events: int, workers: int, rate: int, seconds: float) -> None:
-    """Listening events through plays, streams and royalties: sustained events/s and lag p50/p99."""
+def bench_pipeline_cmd(events: int, workers: str, rate: int, seconds: float) -> None:
+    """Listening events through plays, streams and royalties: sustained events/s and lag p50/p99,
+    with the raw consumption of the same records measured in the same run as the baseline."""
+    counts = _counts(workers, "--workers")
     settings = load()
-    record("pipeline", run_pipeline(events, workers, rate, seconds), settings)
+    runs = []
+    for n in counts:
+        runs.append(run_pipeline(events, n, rate, seconds))
+        record(f"pipeline-{n}", runs[-1], settings)
+    if len(runs) > 1:
+        click.echo("\n  workers  backlog ev/s  raw ev/s  ratio  lag p50/p99 s  cpu s (workers/broker)  exact")
+        for r in runs:
+            click.echo(f"  {r['workers']:>7}  {r['backlog_events_per_s (plays+royalties+views)']:>12,.0f}"
+                       f"  {r['raw_consume_events_per_s (baseline)']:>8,.0f}  {r['ratio backlog / raw consumption']:.2f}"
+                       f"  {r['lag_p50_s (records behind / rate)']:.2f}/{r['lag_p99_s']:.2f}"
+                       f"  {r['backlog_cpu_s_workers']:.0f}/{r['backlog_cpu_s_broker']:.0f}"
+                       f"  {r['live_statement_equals_fold_engine']}")
 
 
-def _play_counts(plays: str) -> list[int]:
-    """``--plays``: a comma list of positive play counts (``1_000_000`` allowed)."""
+def _counts(values: str, option: str) -> list[int]:
+    """A comma list of positive integers (``1_000_000`` allowed) for ``option``."""
     try:
-        ns = [int(x.replace("_", "")) for x in plays.split(",") if x.strip()]
+        ns = [int(x.replace("_", "")) for x in values.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"not a comma list of integers: {plays!r}", param_hint="--plays") from None
+        raise click.BadParameter(f"not a comma list of integers: {values!r}", param_hint=option) from None
     if not ns or min(ns) <= 0:
-        raise click.BadParameter("give at least one positive play count", param_hint="--plays")
+        raise click.BadParameter("give at least one positive count", param_hint=option)
     return ns
 
 
@@ -262,7 +290,7 @@ def bench_recovery_cmd(plays: str, tracks: int) -> None:
     and raw consumption of the changelog."""
     from benchmarks.recovery import run_recovery
 
-    ns = _play_counts(plays)
+    ns = _counts(plays, "--plays")
     settings = load()
     results, text = run_recovery(ns, tracks, keep_logs=settings.data_dir / "bench")
     click.echo(text)
@@ -276,7 +304,7 @@ def bench_snapshot_cmd(plays: str) -> None:
     the same run, and the longest wait of a heartbeat-like thread meanwhile. No broker."""
     from benchmarks.snapshot import run_snapshot
 
-    ns = _play_counts(plays)
+    ns = _counts(plays, "--plays")
     record("snapshot", run_snapshot(ns), load())
 
 

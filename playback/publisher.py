@@ -54,11 +54,20 @@ class _ApiProducer(EventProducer):
     """The topics producer with a delivery callback per event, failing fast on a full queue."""
 
     def produce_event(self, event: dict, on_delivery: Callable[[Any, Any], None]) -> None:
+        from confluent_kafka import KafkaException
+
         try:
             self._producer.produce(self.prefix + topic_of(event["type"]), self.codec.encode(event),
                                    key_of(event), on_delivery=on_delivery)
         except BufferError:
             raise PublishError("the producer queue is full") from None
+        except KafkaException as exc:  # e.g. the producer failed for good and is being replaced
+            raise PublishError(f"the producer refused the event: {exc}") from None
+
+    def abandon(self) -> None:
+        """Fail every queued and in-flight record now (their delivery reports say "purged")."""
+        self._producer.purge()
+        self._producer.poll(0)
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)
@@ -79,8 +88,9 @@ class KafkaPublisher:
         self._servers = settings.bootstrap_servers
         self._problem: str | None = f"no answer yet from the broker at {self._servers}"
         self._fatal: str | None = None
-        self._producer = _ApiProducer(settings, codec, **{
-            "linger.ms": 1, "message.timeout.ms": MESSAGE_TIMEOUT_MS, "error_cb": self._on_error})
+        self._settings = settings
+        self._producer = self._new_producer(codec)
+        self.renewals = 0
         self.codec = self._producer.codec
         self.prefix = self._producer.prefix
         self._probe_topic = self.prefix + topic_of("player.paused")
@@ -89,6 +99,25 @@ class KafkaPublisher:
                          threading.Thread(target=self._probe, name="api-broker-probe", daemon=True)]
         for t in self._threads:
             t.start()
+
+    def _new_producer(self, codec: Any = None) -> _ApiProducer:
+        return _ApiProducer(self._settings, codec, **{
+            "linger.ms": 1, "message.timeout.ms": MESSAGE_TIMEOUT_MS, "error_cb": self._on_error})
+
+    def _renew(self) -> None:
+        """Replace a producer that failed for good (librdkafka's fatal errors, e.g. an idempotence
+        state the broker no longer accepts) with a new one, instead of refusing writes until someone
+        restarts the API. Nothing acknowledged is affected: records of the old producer that had no
+        acknowledgement are failed (the writes that waited on them get 503 and may be retried)."""
+        old, reason = self._producer, self._fatal
+        self._producer = self._new_producer(old.codec)
+        self.renewals += 1
+        self._fatal = None
+        try:
+            old.abandon()
+        except Exception:  # noqa: BLE001 - a failed producer may refuse even that; its waits time out (503)
+            log.debug("the failed producer could not purge its records", exc_info=True)
+        log.warning("replaced the producer that failed for good (%s); writes go on with a new one", reason)
 
     # -- broker health ---------------------------------------------------------------------------
     def health(self) -> str | None:
@@ -107,7 +136,7 @@ class KafkaPublisher:
         from confluent_kafka import KafkaError
 
         if err.fatal():
-            self._fatal = f"the producer failed for good ({err.str()}): restart the API"
+            self._fatal = f"the producer failed for good ({err.str()}); it is being replaced"
             log.error("%s", self._fatal)
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._mark(f"broker unreachable at {self._servers}: {err.str()}")
@@ -119,10 +148,15 @@ class KafkaPublisher:
 
         while not self._stop.is_set():
             try:
+                if self._fatal is not None:
+                    self._renew()
                 self._producer.probe(self._probe_topic, PROBE_TIMEOUT_S)
             except KafkaException as exc:
                 reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
                 self._mark(f"broker unreachable at {self._servers}: {reason}")
+            except Exception as exc:  # noqa: BLE001 - the probe must go on: it is what ends a 503 period
+                log.exception("broker probe failed")
+                self._mark(f"broker probe failed: {exc}")
             else:
                 self._mark(None)
             self._stop.wait(PROBE_EVERY_S)
@@ -130,7 +164,10 @@ class KafkaPublisher:
     # -- producing -------------------------------------------------------------------------------
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except Exception:  # noqa: BLE001 - a raising callback must not end delivery reports for good
+                log.exception("delivery report handling failed")
 
     async def publish(self, events: list[dict]) -> None:
         """Produce ``events`` and wait for Kafka's acknowledgement of each; PublishError otherwise."""

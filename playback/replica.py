@@ -34,6 +34,7 @@ from playback.replica_state import (
     VIEW_KINDS,
     ReplicaState,
 )
+from topics.client_log import client_logger
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ReplicaFeed:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": 20,
-            "logger": log,
+            "logger": client_logger(__name__),
         }
 
     def _assign(self, consumer: Any) -> None:

@@ -10,13 +10,14 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from core.errors import PlaylogError
 from core.settings import Settings
+from topics.client_log import client_logger
 from topics.topic_catalog import TopicSpec, load_catalog
 
 log = logging.getLogger(__name__)
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": log})
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": client_logger(__name__)})
 
 
 def _existing(admin: AdminClient, timeout: float = 10.0) -> dict:
@@ -147,7 +148,7 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> N
     while pending and time.monotonic() < deadline:
         for broker in sorted({b for b, _ in pending}):
             # a client that knows only this broker asks it (and nobody else) for its metadata
-            one = AdminClient({"bootstrap.servers": broker, "logger": log})
+            one = AdminClient({"bootstrap.servers": broker, "logger": client_logger(__name__)})
             try:
                 topics = one.list_topics(timeout=min(5.0, timeout)).topics
             except KafkaException:

@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from core.errors import PlaylogError
 from core.settings import Settings
 from schemas.codec import Codec, default_codec
+from topics.client_log import client_logger
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_headers, deadletter_record
 from topics.topic_catalog import key_of, topic_of
 
@@ -47,7 +48,7 @@ def producer_config(settings: Settings, **extra: object) -> dict:
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 1_000_000,
         "message.timeout.ms": 60_000,
-        "logger": log,
+        "logger": client_logger(__name__),
     }
     cfg.update(extra)
     return cfg
@@ -150,7 +151,7 @@ def consumer_config(settings: Settings, group_id: str | None, **extra: object) -
         "isolation.level": "read_committed",
         "fetch.min.bytes": 1,
         "queued.max.messages.kbytes": 262144,
-        "logger": log,
+        "logger": client_logger(__name__),
     }
     cfg.update(extra)
     return cfg
