@@ -89,6 +89,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux; 32768-60999 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = f.read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_server_port(tries: int = 200) -> int:
+    """A free loopback port outside the ephemeral range, for a server that is stopped and started
+    again on the same port. While it is down, a port of the ephemeral range can be taken by any
+    outgoing connection as its source port (or by a client reconnecting to it, which then connects
+    to itself), and the server cannot bind it again; ports below the range are never handed out so."""
+    import random
+
+    lo = ephemeral_range()[0]
+    rng = random.Random()
+    for _ in range(tries):
+        port = rng.randrange(max(1024, lo - 12000), lo)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def playlog_argv(*args: str) -> list[str]:
     """The command line of a ``playlog`` verb run by this interpreter."""
     return [sys.executable, "-m", "playlog", *args]

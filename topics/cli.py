@@ -19,8 +19,10 @@ def topics_group() -> None:
 
 
 @topics_group.command("create")
-@click.option("--replication", default=1, show_default=True, help="Replication factor for new topics.")
-def topics_create(replication: int) -> None:
+@click.option("--replication", type=click.IntRange(min=1), default=None,
+              help="Replication factor for new topics [default: the brokers' default.replication.factor, "
+                   "else the number of live brokers, at most 3].")
+def topics_create(replication: int | None) -> None:
     """Create every topic of the catalog that is missing (idempotent)."""
     from topics.admin import create_topics
 
@@ -64,6 +66,32 @@ def topics_describe(as_json: bool) -> None:
                    f"retention_ms={r['retention_ms']}  [{drift}]")
         if r["event_types"]:
             click.echo(f"    events: {', '.join(r['event_types'])}")
+
+
+@topics_group.command("doc")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
+              help="Where to write the document ('-': standard output).")
+def topics_doc(out: str) -> None:
+    """Write the AsyncAPI 3.0 document of every topic (channels, keys, partitions, retention, cleanup
+    policy; one message per event type with its Avro schema). The schema registry serves the same at
+    /asyncapi.json."""
+    from schemas.registry import Registry
+    from topics.asyncapi import document, project_version
+    from topics.schema_registry import redact
+
+    settings = load()
+    url = settings.schema_registry_url or f"http://127.0.0.1:{settings.registry_port}"
+    doc = document(Registry.load(), settings.topic_prefix, bootstrap=settings.bootstrap_servers,
+                   registry_url=redact(url), version=project_version())
+    text = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    if out == "-":
+        sys.stdout.buffer.write(text)
+        return
+    try:
+        Path(out).write_bytes(text)
+    except OSError as exc:
+        raise PlaylogError(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"AsyncAPI document of {len(doc['channels'])} topics written to {out}", err=True)
 
 
 @click.command("produce")

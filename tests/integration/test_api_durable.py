@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from devstack.kafka import LocalKafka
-from devstack.supervisor import Child, free_port
+from devstack.supervisor import Child, free_port, free_server_port
 from playback import auth
 from schemas.codec import default_codec
 from tests.support.playback_procs import (
@@ -60,7 +60,8 @@ def tail_without_rdkafka(path: Path) -> str:
 
 
 def test_every_acknowledged_write_survives_a_broker_outage(tmp_path: Path) -> None:
-    broker = LocalKafka(tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="384m")
+    # stopped and started again on these ports: outside the ephemeral range (see free_server_port)
+    broker = LocalKafka(tmp_path / "kafka", port=free_server_port(), controller_port=free_server_port(), heap="384m")
     broker.start(timeout=120)
     prefix = f"dur{os.getpid()}."
     port = free_port()

@@ -219,9 +219,10 @@ def test_cli_bad_input_is_one_line_no_traceback(kafka_env, tmp_path: Path) -> No
 
 
 def test_broker_restart_keeps_data(tmp_path: Path, monkeypatch) -> None:
-    from devstack.kafka import LocalKafka, free_port
+    from devstack.kafka import LocalKafka
+    from devstack.supervisor import free_server_port
 
-    broker = LocalKafka(tmp_path / "k", port=free_port(), controller_port=free_port(), heap="384m")
+    broker = LocalKafka(tmp_path / "k", port=free_server_port(), controller_port=free_server_port(), heap="384m")
     broker.start(timeout=120)
     try:
         monkeypatch.setenv("PLAYLOG_BOOTSTRAP_SERVERS", broker.bootstrap)

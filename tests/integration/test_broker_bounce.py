@@ -54,7 +54,7 @@ from tests.support.cluster import (
     topic_replication,
 )
 from tests.support.fixture import PERIODS, expected_statement, fixture_events, produce
-from tests.support.playback_procs import PLAYLOG, base_env, http, json_of, tail, wait_until
+from tests.support.playback_procs import PLAYLOG, base_env, http, json_of, run_playlog, tail, wait_until
 from topics.admin import create_topics, replication_for
 from topics.producer import EventProducer
 from topics.topic_catalog import load_catalog, topic_of
@@ -144,6 +144,11 @@ def test_topics_on_the_cluster_are_replicated_3_with_min_insync_2(whole_cluster:
     assert len(created) == len(load_catalog())
     for name in created:
         assert topic_replication(s, name) == (3, 2), name
+    # the CLI's default is the cluster's too (it used to be 1: unreplicated topics on a cluster)
+    cli = cluster_settings(whole_cluster, tmp_path / "data", _prefix("repcli"))
+    run_playlog(base_env(**cli.to_env({})), "topics", "create")
+    for name in (cli.topic_prefix + t.name for t in load_catalog()):
+        assert topic_replication(cli, name) == (3, 2), name
     # the brokers' own defaults, for topics others create (Faust's, Kafka's internal ones)
     cfg = whole_cluster.node(1).config()
     assert cfg["offsets.topic.replication.factor"] == "3"

@@ -32,24 +32,27 @@ log = logging.getLogger(__name__)
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (held open together while chosen, so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct free loopback ports below the ephemeral range (nodes are killed and started
+    again on them: see devstack.supervisor.free_server_port)."""
+    from devstack.supervisor import free_server_port
+
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_server_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
-def free_port_run(count: int, stride: int, lo: int = 20000, hi: int = 60000, tries: int = 500) -> int:
+def free_port_run(count: int, stride: int, lo: int = 20000, hi: int | None = None, tries: int = 500) -> int:
     """A base port such that ``base + stride*i`` (i < ``count``) are all free now (the layout
-    ``playlog broker --nodes N`` derives from one port)."""
+    ``playlog broker --nodes N`` derives from one port); below the ephemeral range by default, since
+    the nodes are killed and started again on these ports (see devstack.supervisor.free_server_port)."""
     import random
 
+    from devstack.supervisor import ephemeral_range
+
+    hi = hi or ephemeral_range()[0]
     rng = random.Random()
     for _ in range(tries):
         base = rng.randrange(lo, hi - stride * count)
