@@ -11,6 +11,7 @@ COPY sinks sinks
 COPY replay replay
 COPY playback playback
 COPY ingest ingest
+COPY registry registry
 COPY devstack devstack
 COPY demo demo
 COPY benchmarks benchmarks

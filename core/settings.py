@@ -10,13 +10,13 @@ No other module reads ``os.environ`` for a ``PLAYLOG_*`` name (a test checks it)
 | PLAYLOG_CLICKHOUSE_URL | clickhouse://127.0.0.1:9000/playlog | ClickHouse (native protocol) |
 | PLAYLOG_API_PORT | 8700 | playback API port |
 | PLAYLOG_CDN_PORT | 8701 | CDN port |
-| PLAYLOG_REGISTRY_PORT | 8702 | schema registry port |
+| PLAYLOG_REGISTRY_PORT | 8702 | ``playlog registry`` port (the Schema Registry API) |
 | PLAYLOG_API_HOST / PLAYLOG_CDN_HOST | 127.0.0.1 | bind addresses |
 | PLAYLOG_CDN_BASE_URL | http://127.0.0.1:<CDN port> | public base URL put in signed segment URLs |
 | PLAYLOG_SIGNING_KEYS | (a local development key) | CDN URL keys, ``kid:secret,kid:secret`` (first signs) |
 | PLAYLOG_TOKEN_SECRET | (a local development secret) | bearer token HMAC secret |
-| PLAYLOG_PII_MASTER_KEY | (a local development key) | master key of the per-user PII keys |
-| PLAYLOG_SCHEMA_REGISTRY_URL | (none: the registry in schemas/) | an external Confluent-compatible schema registry |
+| PLAYLOG_PII_MASTER_KEY | (a local development key) | master key of the per-user PII keys and of the Subsonic app passwords' key |
+| PLAYLOG_SCHEMA_REGISTRY_URL | (none: the ids of schemas/registry.json) | an external Confluent-compatible schema registry (credentials in the URL): ``playlog schemas register`` pushes there, every process writes and reads its ids |
 | PLAYLOG_TOPIC_PREFIX | playlog. | prefix of every topic name |
 | PLAYLOG_KAFKA_CONTROLLER_PORT | 9093 | KRaft controller port of the local broker |
 | PLAYLOG_KAFKA_JARS | ~/.cache/playlog/kafka-3.9.1/libs | where the local broker's jars are kept |

@@ -52,7 +52,7 @@ def pick_ports(settings: Settings, say: Callable[[str], None]) -> Settings:
         changes["bootstrap_servers"] = f"127.0.0.1:{free_port()}"
         say(f"port {port} is busy (another broker?): the demo's broker uses {changes['bootstrap_servers']}")
     for field_name, what in (("controller_port", "the broker's controller"), ("cdn_port", "the CDN"),
-                             ("api_port", "the API")):
+                             ("api_port", "the API"), ("registry_port", "the schema registry")):
         busy = getattr(settings, field_name)
         if port_open("127.0.0.1", busy):
             changes[field_name] = free_port()

@@ -73,6 +73,7 @@ class StackOptions:
     sinks: tuple[str, ...] = ()
     cdn: bool = True
     api: bool = True
+    registry: bool = True  # the schema registry (playlog registry), unless PLAYLOG_SCHEMA_REGISTRY_URL names one
     api_timeout: float = 180.0
 
 
@@ -90,6 +91,7 @@ class Stack:
         self.workers: list[WorkerProcess] = []
         self.cdn: Child | None = None
         self.api: Child | None = None
+        self.registry: Child | None = None
         self.sinks: list[Child] = []
         self.log_dir = Path(settings.data_dir) / "logs"
         self.timings: dict[str, float] = {}
@@ -154,6 +156,26 @@ class Stack:
             w.wait_healthy(120)
             self.say(f"worker {w.name}: ready, web {w.url} (state {w.state_dir}, log {w.log})")
 
+    def registry_url(self) -> str | None:
+        """Where this stack's producers and consumers find the schemas (None: the shipped ids only)."""
+        if self.settings.schema_registry_url:
+            from topics.schema_registry import redact
+
+            return redact(self.settings.schema_registry_url)
+        return f"http://127.0.0.1:{self.settings.registry_port}" if self.registry else None
+
+    def start_registry(self) -> None:
+        s = self.settings
+        if s.schema_registry_url:
+            self.say(f"registry: using the schema registry at {self.registry_url()} (PLAYLOG_SCHEMA_REGISTRY_URL)")
+            return
+        self._check_port("schema registry", "127.0.0.1", s.registry_port, "PLAYLOG_REGISTRY_PORT")
+        url = f"http://127.0.0.1:{s.registry_port}"
+        self.registry = self.supervisor.add(Child("registry", playlog_argv("registry"), s.to_env(),
+                                                  self.log_dir / "registry.log", health_url=f"{url}/healthz").start())
+        self.registry.wait_healthy(60)
+        self.say(f"registry: ready on {url} (Confluent Schema Registry API; AsyncAPI at {url}/asyncapi.json)")
+
     def start_cdn(self) -> None:
         s = self.settings
         self._check_port("CDN", s.cdn_host, s.cdn_port, "PLAYLOG_CDN_PORT")
@@ -197,6 +219,8 @@ class Stack:
     def start(self) -> Stack:
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
         self.start_broker()
+        if self.opts.registry:
+            self.start_registry()
         self.start_workers()
         self.record()
         if self.opts.cdn:
@@ -217,6 +241,7 @@ class Stack:
             "workers": [w.url for w in self.workers],
             "cdn": s.cdn_base_url if self.cdn else None,
             "api": f"http://127.0.0.1:{s.api_port}" if self.api else None,
+            "schema_registry": self.registry_url(),
             "sinks": [c.name for c in self.sinks],
         }
 

@@ -43,7 +43,8 @@ and the tests):
 - :mod:`playback.render`: the Spotify-shaped JSON objects;
 - :mod:`playback.manifest`: the pure manifest builder (tiers, signed URLs, loudness gain);
 - :mod:`playback.publisher`: producing the API's events (Kafka or memory);
-- :mod:`playback.replica_state` / :mod:`playback.replica`: the read models and their Kafka feed.
+- :mod:`playback.replica_state` / :mod:`playback.replica`: the read models and their Kafka feed;
+- :mod:`playback.subsonic`: the OpenSubsonic API under ``/rest`` (its own auth and error model).
 """
 
 from __future__ import annotations

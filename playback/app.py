@@ -7,6 +7,9 @@ playback/replica.py) every route but :data:`ALWAYS_SERVED` (``/healthz``, ``/met
 ``/openapi.json``) answers 503 with ``Retry-After: CATCHING_UP_RETRY_S`` and the Spotify-style error
 body: the API never answers from a half-built view. A bad or missing token is still 401 first.
 Every 503 the API gives (catching up, a write Kafka did not acknowledge) carries ``Retry-After``.
+
+``/rest/*`` is the OpenSubsonic API (playback/subsonic/): its own credentials, readiness answer and
+error model, so this middleware only measures it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from playback.publisher import KafkaPublisher
 from playback.replica import Replica
 from playback.routes import TABLES
 from playback.service import API_KEY, WRITE_RETRY_S, PlaybackApi
+from playback.subsonic import routes as subsonic
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,15 @@ def _route_name(request: web.Request) -> str:
     return route.resource.canonical
 
 
+async def _measured(api: PlaybackApi, request: web.Request, route: str, began: float,
+                    handler: Callable) -> web.StreamResponse:
+    """A ``/rest`` answer (playback/subsonic/routes.py never raises but for a client gone away), measured."""
+    response = await handler(request)
+    api.latency.labels(request.method, route).observe(time.perf_counter() - began)
+    api.responses.labels(request.method, route, str(response.status)).inc()
+    return response
+
+
 def build_app(api: PlaybackApi) -> web.Application:
     """The application serving ``api``: every ``/v1`` route needs a valid bearer token."""
 
@@ -48,6 +61,8 @@ def build_app(api: PlaybackApi) -> web.Application:
         route = _route_name(request)
         try:
             path = request.path
+            if subsonic.is_subsonic(path):  # its own credentials, readiness answer and error model
+                return await _measured(api, request, route, began, handler)
             if path.startswith("/v1/"):
                 check = api.authorize(request.headers.get("Authorization"))
                 if not check.ok:
@@ -81,6 +96,7 @@ def build_app(api: PlaybackApi) -> web.Application:
     app[API_KEY] = api
     for table in TABLES:
         app.router.add_routes(table)
+    subsonic.setup(app)
     return app
 
 

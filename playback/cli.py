@@ -10,8 +10,9 @@ import click
 from core.errors import PlaylogError
 
 # The secrets each server uses (core.settings.require_secrets refuses their development values
-# beyond loopback): the API verifies tokens and signs segment URLs; the CDN verifies them.
-API_SECRETS = ("PLAYLOG_TOKEN_SECRET", "PLAYLOG_SIGNING_KEYS")
+# beyond loopback): the API verifies tokens, signs segment URLs and decrypts the Subsonic app
+# passwords (PLAYLOG_PII_MASTER_KEY); the CDN verifies URLs.
+API_SECRETS = ("PLAYLOG_TOKEN_SECRET", "PLAYLOG_SIGNING_KEYS", "PLAYLOG_PII_MASTER_KEY")
 CDN_SECRETS = ("PLAYLOG_SIGNING_KEYS",)
 
 
@@ -29,8 +30,9 @@ def api_command(host: str | None, port: int | None) -> None:
     503 (Retry-After) until the replicas reached the end offsets seen at start; writes are answered
     once Kafka acknowledged them (503 while the broker is unreachable).
     Segment URLs point at PLAYLOG_CDN_BASE_URL, signed with PLAYLOG_SIGNING_KEYS.
-    Beyond loopback it refuses to start while PLAYLOG_TOKEN_SECRET or PLAYLOG_SIGNING_KEYS has its
-    built-in development value.
+    The OpenSubsonic API is under /rest (app passwords: playlog subsonic password USER_ID).
+    Beyond loopback it refuses to start while PLAYLOG_TOKEN_SECRET, PLAYLOG_SIGNING_KEYS or
+    PLAYLOG_PII_MASTER_KEY has its built-in development value.
     """
     from core.settings import load, require_secrets
     from playback import app

@@ -3,8 +3,10 @@
 :class:`ReplicaState` holds, in memory:
 
 - from the compacted view topics the worker publishes (``<prefix>view.catalog``, ``view.rights``,
-  ``view.users``, ``view.playlists``; JSON documents, the last one per key wins, a null value deletes):
-  catalog documents (tracks / artists / albums), rights states, user documents, playlist documents;
+  ``view.users``, ``view.playlists``, ``view.library``, ``view.credentials``; JSON documents, the last
+  one per key wins, a null value deletes): catalog documents (tracks / artists / albums), rights
+  states, user documents, playlist documents (deleted ones read as absent), starred items and the
+  (encrypted) app passwords of the Subsonic API;
 - derived indexes, updated incrementally as documents arrive: a :class:`processors.catalog.CatalogIndex`
   fed from each track document's ``first`` (so alias ids resolve to canonical ids exactly as the
   processors decide), tracks per artist / album / genre, and the tantivy :class:`SearchIndex`;
@@ -13,7 +15,9 @@
   queue into the context list, so the fold state cannot be rebuilt from it, and read-your-writes needs
   the state), and ``<prefix>listening`` through ``processors.taste`` (taste profiles, co-occurrence and
   stream counts per country: the popularity boost of search and the home shelves; no view topic
-  carries them yet -- if the worker starts publishing ``view.taste``, this is the hook to replace).
+  carries them yet -- if the worker starts publishing ``view.taste``, this is the hook to replace), and
+  each user's latest play per track (:meth:`ReplicaState.recent_play`: the play a Subsonic scrobble
+  reports on, whichever API process started it).
 
 Everything is applied through :meth:`ReplicaState.apply` ``(kind, key, doc)``, a pure in-memory step
 that tests drive without a broker. Nothing here touches Kafka: :mod:`playback.replica` holds the feed
@@ -22,9 +26,11 @@ that consumes the topics and calls :meth:`~ReplicaState.apply`.
 Read-your-writes. The API never mutates a view: it produces an event. So that its next response (and
 the client's next read) reflects the write before the view topic delivers it, the API records the
 event with :meth:`add_pending`; reads return the replica's state with the pending events folded on
-top by the very same pure fold (``player.evolve`` / ``playlists.evolve``). A pending player event is
-dropped once the player topic delivers it (matched by ``event_id``); a pending playlist edit once the
-playlist document reaches the version the edit produced. So the replica converges to the log.
+top by the very same pure fold (``player.evolve`` / ``playlists.evolve`` / ``library.evolve``). A
+pending player event is dropped once the player topic delivers it (matched by ``event_id``); a pending
+playlist edit once the playlist document reaches the version the edit produced; a pending library
+event once folding it over the document changes nothing (the library fold is order-free and
+idempotent). So the replica converges to the log.
 
 Concurrency: the feed's thread applies records under ``self.lock``; API handlers take the same lock
 for reads that touch more than one structure. The search index commits outside the lock.
@@ -39,18 +45,21 @@ from typing import Any
 
 from playback.search import SearchIndex, popularity_of
 from processors import catalog as catalog_fold
+from processors import library as library_fold
 from processors import player as player_fold
 from processors import playlists as playlists_fold
 from processors import rights as rights_fold
 from processors import taste
+from processors.grants import parse_grant
 from processors.rules import PLAY_TYPES
 
 log = logging.getLogger(__name__)
 
-VIEW_KINDS = ("catalog", "rights", "users", "playlists")
+VIEW_KINDS = ("catalog", "rights", "users", "playlists", "library", "credentials")
 EVENT_KINDS = ("player", "listening")
 KINDS = VIEW_KINDS + EVENT_KINDS
 PLAYER_PENDING_MAX = 256
+RECENT_PLAYS_PER_USER = 200  # the latest play of each of a user's most recently played tracks
 
 
 class _Cooccurrence(Mapping):
@@ -82,6 +91,11 @@ class ReplicaState:
         self.users: dict[str, dict] = {}
         self.playlists: dict[str, dict] = {}  # playlist id -> playlist doc
         self.players: dict[str, dict] = {}  # user id -> player fold state
+        self.library: dict[str, dict] = {}  # user id -> library document (starred items)
+        self.credentials: dict[str, dict] = {}  # user id -> credentials document (encrypted app passwords)
+        self.credentials_changed: set[str] = set()  # users whose credentials changed (drained by the reader)
+        self.playlists_by_owner: dict[str, set[str]] = {}
+        self.recent_plays: dict[str, dict[str, dict]] = {}  # user -> canonical track -> its latest play
         # derived
         self.index = catalog_fold.CatalogIndex()
         self.by_artist: dict[str, set[str]] = {}  # artist -> upload ids
@@ -100,6 +114,7 @@ class ReplicaState:
         # read-your-writes overlays
         self.pending_player: dict[str, list[dict]] = {}
         self.pending_playlists: dict[str, list[tuple[int, dict]]] = {}  # pid -> [(version after, event)]
+        self.pending_library: dict[str, list[dict]] = {}  # user -> library events not yet in the document
         # bookkeeping
         self.applied = 0
         self.skipped = 0
@@ -120,6 +135,11 @@ class ReplicaState:
                     self._put(self.users, key, doc)
                 elif kind == "playlists":
                     self._apply_playlist(key, doc)
+                elif kind == "library":
+                    self._apply_library(key, doc)
+                elif kind == "credentials":
+                    self._put(self.credentials, key, doc)
+                    self.credentials_changed.add(key)
                 elif kind == "player":
                     self._apply_player(doc)
                 elif kind == "listening":
@@ -236,7 +256,12 @@ class ReplicaState:
 
     # -- playlists and player (with read-your-writes overlays) -----------------------------------
     def _apply_playlist(self, playlist_id: str, doc: dict | None) -> None:
+        old = self.playlists.get(playlist_id)
+        if old is not None:
+            self.playlists_by_owner.get(old["owner_id"], set()).discard(playlist_id)
         self._put(self.playlists, playlist_id, doc)
+        if doc is not None:
+            self.playlists_by_owner.setdefault(doc["owner_id"], set()).add(playlist_id)
         pending = self.pending_playlists.get(playlist_id)
         if pending and doc is not None:
             rest = [(v, e) for v, e in pending if v > doc["version"]]
@@ -244,6 +269,62 @@ class ReplicaState:
                 self.pending_playlists[playlist_id] = rest
             else:
                 del self.pending_playlists[playlist_id]
+
+    def _apply_library(self, user_id: str, doc: dict | None) -> None:
+        self._put(self.library, user_id, doc)
+        pending = self.pending_library.get(user_id)
+        if pending:  # keep only what the document does not reflect yet (the fold is order-free, idempotent)
+            rest = [e for e in pending if library_fold.evolve(doc, e)[0] != doc]
+            if rest:
+                self.pending_library[user_id] = rest
+            else:
+                del self.pending_library[user_id]
+
+    def library_state(self, user_id: str) -> dict | None:
+        """The user's library document with pending (just produced) star/unstar events folded on top."""
+        with self.lock:
+            state = self.library.get(user_id)
+            for event in self.pending_library.get(user_id, ()):
+                state, _ = library_fold.evolve(state, event)
+            return state
+
+    def take_credentials_changes(self) -> set[str]:
+        """The users whose credentials document changed since the last call (then forgotten)."""
+        with self.lock:
+            changed, self.credentials_changed = self.credentials_changed, set()
+            return changed
+
+    def _note_play(self, event: dict) -> None:
+        """Remember the user's latest play of the track (its play_id grant, start, completion)."""
+        claims = parse_grant(event.get("play_id"))
+        if claims is None:
+            return
+        user = event["user_id"]
+        canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
+        plays = self.recent_plays.setdefault(user, {})
+        play = plays.get(canon)
+        if play is None or play["play_id"] != event["play_id"]:
+            if play is not None and play["issued_ms"] > claims.issued_ms:
+                return  # an older play of the track: the latest one is what a scrobble reports on
+            play = {"play_id": event["play_id"], "issued_ms": claims.issued_ms, "ms_played": 0, "completed": False}
+        play = {**play, "completed": play["completed"] or event["type"] == "play.completed",
+                "ms_played": max(play["ms_played"], event.get("ms_played") or 0)}
+        plays.pop(canon, None)
+        plays[canon] = play  # most recent last
+        while len(plays) > RECENT_PLAYS_PER_USER:
+            del plays[next(iter(plays))]
+
+    def recent_play(self, user_id: str, canonical_id: str) -> dict | None:
+        """The user's latest play of the track as the listening topic (and this API's own writes) tell:
+        ``{"play_id", "issued_ms", "ms_played", "completed"}``; None when none is known."""
+        with self.lock:
+            play = self.recent_plays.get(user_id, {}).get(canonical_id)
+            return dict(play) if play else None
+
+    def recently_played(self, user_id: str) -> list[str]:
+        """Canonical tracks the user played, most recent first (at most :data:`RECENT_PLAYS_PER_USER`)."""
+        with self.lock:
+            return list(reversed(self.recent_plays.get(user_id, {})))
 
     def _apply_player(self, event: dict) -> None:
         if event.get("type") not in player_fold.PLAYER_TYPES:
@@ -268,10 +349,14 @@ class ReplicaState:
                 pending.append(event)
                 del pending[:-PLAYER_PENDING_MAX]
             elif etype in playlists_fold.PLAYLIST_TYPES:
-                state = self.playlist_state(event["playlist_id"])
+                state = self._playlist_state(event["playlist_id"])
                 after, outputs = playlists_fold.evolve(state, event)
                 if after is not None and not any(o.get("kind") == "dead_letter" for o in outputs):
                     self.pending_playlists.setdefault(event["playlist_id"], []).append((after["version"], event))
+            elif etype in library_fold.LIBRARY_TYPES:
+                self.pending_library.setdefault(event["user_id"], []).append(event)
+            elif etype in PLAY_TYPES:
+                self._note_play(event)
 
     def drop_pending(self, event: dict) -> None:
         """Forget a pending event that was never delivered (the producer gave up on it)."""
@@ -283,6 +368,9 @@ class ReplicaState:
                 pending = self.pending_playlists.get(event["playlist_id"], [])
                 self.pending_playlists[event["playlist_id"]] = [
                     (v, e) for v, e in pending if e["event_id"] != event["event_id"]]
+            elif event["type"] in library_fold.LIBRARY_TYPES:
+                pending = self.pending_library.get(event["user_id"], [])
+                self.pending_library[event["user_id"]] = [e for e in pending if e["event_id"] != event["event_id"]]
 
     def player_state(self, user_id: str) -> dict | None:
         """The user's player fold state with pending (just produced) commands folded on top."""
@@ -293,7 +381,18 @@ class ReplicaState:
             return state
 
     def playlist_state(self, playlist_id: str) -> dict | None:
-        """A playlists-fold state for the playlist (rebuilt from its document), pending edits on top."""
+        """A playlists-fold state for the playlist (rebuilt from its document), pending edits on top;
+        None for a playlist that does not exist or was deleted."""
+        state = self._playlist_state(playlist_id)
+        return None if state is None or state.get("deleted") else state
+
+    def playlists_of(self, owner_id: str) -> list[str]:
+        """Ids of the playlists ``owner_id`` owns (pending creations included, deleted ones not), sorted."""
+        with self.lock:
+            ids = set(self.playlists_by_owner.get(owner_id, ())) | set(self.pending_playlists)
+            return sorted(p for p in ids if (self.playlist_state(p) or {}).get("owner_id") == owner_id)
+
+    def _playlist_state(self, playlist_id: str) -> dict | None:
         with self.lock:
             doc = self.playlists.get(playlist_id)
             state = None
@@ -311,6 +410,7 @@ class ReplicaState:
         etype = event.get("type")
         if etype not in PLAY_TYPES:
             raise ValueError(f"not a listening event: {etype!r}")
+        self._note_play(event)
         canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
         doc = self.track_doc(canon) or {}
         signals = taste.signals_from_play_event(
@@ -402,6 +502,7 @@ class ReplicaState:
         return {
             "tracks": len(self.tracks), "artists": len(self.artists), "albums": len(self.albums),
             "rights": len(self.rights), "users": len(self.users), "playlists": len(self.playlists),
+            "library": len(self.library), "credentials": len(self.credentials),
             "players": len(self.players), "profiles": len(self.profiles), "applied": self.applied,
             "skipped": self.skipped,
         }

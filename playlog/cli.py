@@ -18,7 +18,8 @@ VERBS: dict[str, str] = {
     "topics": "topics.cli:topics_group",
     "produce": "topics.cli:produce_command",
     "consume": "topics.cli:consume_command",
-    "schemas": "schemas.cli:schemas_group",
+    "schemas": "registry.cli:schemas_group",
+    "registry": "registry.cli:registry_command",
     "worker": "worker.cli:worker_command",
     "royalties": "worker.cli:royalties_command",
     "replay": "replay.cli:replay_group",
@@ -27,6 +28,7 @@ VERBS: dict[str, str] = {
     "api": "playback.cli:api_command",
     "cdn": "playback.cli:cdn_command",
     "token": "playback.cli:token_command",
+    "subsonic": "playback.subsonic.cli:subsonic_group",
     "ingest": "ingest.cli:ingest_command",
     "rights": "ingest.cli:rights_group",
     "takedown": "ingest.cli:takedown_command",
@@ -72,13 +74,16 @@ def _unavailable(name: str, exc: Exception) -> click.Command:
 def cli(verbose: bool) -> None:
     """playlog: every action an Avro event on Kafka, every view rebuilt from the log."""
     from core.settings import load
+    from topics.schema_registry import configure
 
-    level = "DEBUG" if verbose else load().log_level
+    settings = load()
+    level = "DEBUG" if verbose else settings.log_level
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    configure(settings)  # PLAYLOG_SCHEMA_REGISTRY_URL: this process writes and reads that registry's ids
 
 
 def _exit_status(rv: object) -> int:

@@ -29,14 +29,17 @@ def _sinks(value: str | None) -> tuple[str, ...]:
               help="Sinks to run, comma separated.")
 @click.option("--no-api", is_flag=True, help="Do not start the playback API.")
 @click.option("--no-cdn", is_flag=True, help="Do not start the CDN.")
-def up_command(workers: int, brokers: int, no_broker: bool, sinks: str, no_api: bool, no_cdn: bool) -> None:
-    """Run the whole stack in the foreground: broker, topics, workers, CDN, API, optional sinks.
+@click.option("--no-registry", is_flag=True, help="Do not start the schema registry (playlog registry).")
+def up_command(workers: int, brokers: int, no_broker: bool, sinks: str, no_api: bool, no_cdn: bool,
+               no_registry: bool) -> None:
+    """Run the whole stack in the foreground: broker, topics, schema registry, workers, CDN, API, optional sinks.
 
     The broker is started on loopback where PLAYLOG_BOOTSTRAP_SERVERS and
     PLAYLOG_KAFKA_CONTROLLER_PORT say (data under PLAYLOG_DATA_DIR/kafka), unless a cluster already
     answers there or --no-broker is given. With --brokers 3 it is a 3-node KRaft cluster (node N on
     those ports + 2(N-1), data under kafka/node-N) and topics are replicated 3 times with
-    min.insync.replicas 2. Prints where each part listens and when it is ready; endpoints are
+    min.insync.replicas 2. The schema registry listens on PLAYLOG_REGISTRY_PORT (not started when
+    PLAYLOG_SCHEMA_REGISTRY_URL names an external one). Prints where each part listens and when it is ready; endpoints are
     recorded in PLAYLOG_DATA_DIR/up/stack.json, where 'playlog royalties' finds the workers.
     Ctrl-C or SIGTERM stops every child. Exit status: 0 stopped on request, 1 a child died (named
     on stderr), 2 bad configuration or a part that could not start.
@@ -52,7 +55,7 @@ def up_command(workers: int, brokers: int, no_broker: bool, sinks: str, no_api: 
     if no_broker and brokers != 1:
         raise click.UsageError("--brokers sizes the local cluster; it cannot go with --no-broker")
     opts = StackOptions(workers=workers, brokers=brokers, broker="none" if no_broker else "auto",
-                        sinks=_sinks(sinks), api=not no_api, cdn=not no_cdn)
+                        sinks=_sinks(sinks), api=not no_api, cdn=not no_cdn, registry=not no_registry)
 
     def say(msg: str) -> None:
         click.echo(msg, err=True)

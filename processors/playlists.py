@@ -23,7 +23,9 @@ Rules:
   an insert_before inside the range leaves the order as it is). Needs range_length >= 1,
   range_start + range_length <= len and insert_before <= len, else rejected.
 * Who may edit: tracks -- the owner, and collaborators while the playlist is collaborative;
-  ``details_changed`` and ``collaborator_added`` -- the owner only.
+  ``details_changed``, ``collaborator_added`` and ``deleted`` -- the owner only.
+* ``playlist.deleted``: the playlist is gone for good (state and document get ``"deleted": true``,
+  readers treat it as not found); any later edit is rejected.
 * An event for a playlist not created yet, a second ``playlist.created``, a forbidden or invalid edit:
   ``{"kind": "dead_letter", "reason", "event"}`` and the state unchanged.
 
@@ -57,6 +59,7 @@ PLAYLIST_TYPES = frozenset(
         "playlist.tracks_moved",
         "playlist.details_changed",
         "playlist.collaborator_added",
+        "playlist.deleted",
     }
 )
 
@@ -154,10 +157,14 @@ def _apply(state: State, event: Mapping[str, Any]) -> tuple[State, str | None]:
     new = dict(state)
     if etype == "playlist.created":
         return state, f"playlist {state['playlist_id']!r} already exists"
-    if etype in ("playlist.details_changed", "playlist.collaborator_added"):
+    if state.get("deleted"):
+        return state, f"playlist {state['playlist_id']!r} was deleted"
+    if etype in ("playlist.details_changed", "playlist.collaborator_added", "playlist.deleted"):
         if user != state["owner_id"]:
             return state, f"user {user!r} is not the owner of playlist {state['playlist_id']!r}"
-        if etype == "playlist.collaborator_added":
+        if etype == "playlist.deleted":
+            new["deleted"] = True
+        elif etype == "playlist.collaborator_added":
             new["collaborators"] = sorted({*state["collaborators"], event["collaborator_id"]})
         else:
             for field in ("name", "collaborative", "public"):
@@ -198,8 +205,9 @@ def track_ids(state: Mapping[str, Any]) -> list[str]:
 
 def to_view(state: Mapping[str, Any]) -> dict[str, Any]:
     """The playlist document: ``{"playlist_id", "owner_id", "name", "collaborative", "public",
-    "collaborators", "snapshot_id", "version", "total", "tracks": [{"track_id", "added_by", "added_at"}]}``."""
-    return {
+    "collaborators", "snapshot_id", "version", "total", "tracks": [{"track_id", "added_by", "added_at"}]}``,
+    plus ``"deleted": true`` once deleted."""
+    doc = {
         "playlist_id": state["playlist_id"],
         "owner_id": state["owner_id"],
         "name": state["name"],
@@ -211,3 +219,6 @@ def to_view(state: Mapping[str, Any]) -> dict[str, Any]:
         "total": len(state["entries"]),
         "tracks": [dict(e) for e in state["entries"]],
     }
+    if state.get("deleted"):
+        doc["deleted"] = True
+    return doc

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from processors import catalog, player, playlists, rights, users
+from processors import catalog, credentials, library, player, playlists, rights, users
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec("player", ("player",), player.PLAYER_TYPES, lambda e: e["user_id"], player.evolve, player.to_view),
     ViewSpec("playlists", ("playlists",), playlists.PLAYLIST_TYPES, lambda e: e["playlist_id"], playlists.evolve,
              playlists.to_view),
+    ViewSpec("library", ("library",), library.LIBRARY_TYPES, lambda e: e["user_id"], library.evolve, library.to_view),
+    # the users topic brings the erasure requests (same key and partition count as the credentials topic)
+    ViewSpec("credentials", ("credentials", "users"), credentials.CREDENTIAL_TYPES, lambda e: e["user_id"],
+             credentials.evolve, credentials.to_view),
 )
 
 

@@ -41,7 +41,7 @@ import math
 import struct
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 
@@ -266,18 +266,40 @@ def _timestamp_fields(schema: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
-class Codec:
-    """Encode/decode/validate events against a :class:`Registry`."""
+class WireIds(Protocol):
+    """Where the schema ids on the wire come from when they are not ``registry.json``'s: an external
+    Schema Registry (topics/schema_registry.py implements it with confluent-kafka's client)."""
 
-    def __init__(self, registry: Registry | None = None):
+    def id_of(self, version: SchemaVersion) -> int:
+        """The id of one of our schema versions there (it must be registered)."""
+        ...
+
+    def schema_of(self, schema_id: int) -> dict | None:
+        """The schema an id names there (None: no such id)."""
+        ...
+
+
+class Codec:
+    """Encode/decode/validate events against a :class:`Registry`.
+
+    With ``ids`` the schema ids on the wire are another registry's (:class:`WireIds`): the ids of our
+    latest versions are looked up once, on first use; a record with an id we do not know is read with
+    the schema that registry gives for it, resolved to our latest version of its type (found by the
+    schema's ``playlog.type``, else its record name)."""
+
+    def __init__(self, registry: Registry | None = None, ids: WireIds | None = None):
         self.registry = registry or Registry.load()
+        self._ids = ids
+        self._wire: dict[int, int] = {}  # with ids: our version id -> the id on the wire
+        self._known: dict[int, tuple[str, Any]] = {}  # with ids: wire id -> (event type, parsed writer)
         self._writers: dict[int, Any] = {}
         self._readers: dict[str, Any] = {}
         self._ts_fields: dict[str, tuple[str, ...]] = {}
         self._field_names: dict[str, frozenset[str]] = {}
         self._checks: dict[str, ValueCheck] = {}
         for v in self.registry.versions:
-            self._writers[v.id] = fastavro.parse_schema(_strip_logical(copy.deepcopy(v.schema)), _write_hint=False)
+            # parsed once, marked parsed (fastavro re-parses an unmarked schema on every call: 3x slower)
+            self._writers[v.id] = fastavro.parse_schema(_strip_logical(copy.deepcopy(v.schema)))
         for t in self.registry.event_types:
             latest = self.registry.latest(t)
             self._readers[t] = self._writers[latest.id]
@@ -355,7 +377,7 @@ class Codec:
             raise EventError(f"unknown event type {event.get('type')!r}") from None
         self.check_values(event)
         buf = io.BytesIO()
-        buf.write(_HEADER.pack(MAGIC, version.id))
+        buf.write(_HEADER.pack(MAGIC, version.id if self._ids is None else self._wire_id(version)))
         try:
             fastavro.schemaless_writer(buf, self._writers[version.id], event)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -370,27 +392,87 @@ class Codec:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise EventError(f"unknown magic byte {magic}")
-        try:
-            version = self.registry.by_id(schema_id)
-        except KeyError:
-            raise EventError(f"unknown schema id {schema_id}") from None
-        writer = self._writers[schema_id]
-        reader = self._readers[version.event_type]
+        if self._ids is None:  # the shipped ids (the hot path: no call more than before)
+            try:
+                version = self.registry.by_id(schema_id)
+            except KeyError:
+                raise EventError(f"unknown schema id {schema_id}") from None
+            event_type, writer = version.event_type, self._writers[schema_id]
+        else:
+            event_type, writer = self._writer_of(schema_id)
+        reader = self._readers[event_type]
         body = io.BytesIO(data)
         body.seek(5)
         try:
             event = fastavro.schemaless_reader(body, writer, None if reader is writer else reader)
         except Exception as exc:  # fastavro raises many kinds on garbage bytes
-            raise EventError(f"{version.event_type}: Avro body does not decode: {exc!r}") from None
+            raise EventError(f"{event_type}: Avro body does not decode: {exc!r}") from None
         trailing = len(data) - body.tell()
         if trailing:
-            raise EventError(f"{version.event_type}: {trailing} trailing bytes after the Avro body")
-        event["type"] = version.event_type
+            raise EventError(f"{event_type}: {trailing} trailing bytes after the Avro body")
+        event["type"] = event_type
         return self.check_values(event)
 
     def event_type_of(self, data: bytes) -> str:
         """The event type of wire-format bytes without decoding the body."""
-        return self.registry.by_id(_HEADER.unpack_from(data)[1]).event_type
+        try:
+            return self._writer_of(_HEADER.unpack_from(data)[1])[0]
+        except EventError:
+            raise KeyError(_HEADER.unpack_from(data)[1]) from None
+
+    # -- schema ids ----------------------------------------------------------------------------
+    def _writer_of(self, schema_id: int) -> tuple[str, Any]:
+        """(event type, parsed writer schema) of a wire id; EventError for an id that names none of ours."""
+        if self._ids is None:
+            try:
+                version = self.registry.by_id(schema_id)
+            except KeyError:
+                raise EventError(f"unknown schema id {schema_id}") from None
+            return version.event_type, self._writers[schema_id]
+        if not self._wire:
+            self._resolve()
+        known = self._known.get(schema_id)
+        if known is None:
+            known = self._known[schema_id] = self._foreign(schema_id)
+        return known
+
+    def _wire_id(self, version: SchemaVersion) -> int:
+        if not self._wire:
+            self._resolve()
+        return self._wire[version.id]
+
+    def _resolve(self) -> None:
+        """The wire ids of our latest versions, all at once (a registry that lacks one fails here, early)."""
+        assert self._ids is not None
+        wire = {}
+        for t in self.registry.event_types:
+            v = self.registry.latest(t)
+            wire[v.id] = self._ids.id_of(v)
+        for local, remote in wire.items():
+            v = self.registry.by_id(local)
+            self._known[remote] = (v.event_type, self._writers[local])
+        self._wire = wire
+
+    def _foreign(self, schema_id: int) -> tuple[str, Any]:
+        assert self._ids is not None
+        schema = self._ids.schema_of(schema_id)
+        if not isinstance(schema, dict) or schema.get("type") != "record":
+            raise EventError(f"unknown schema id {schema_id}")
+        event_type = schema.get("playlog.type")
+        if event_type not in self.registry:
+            name = f"{schema.get('namespace')}.{schema.get('name')}" if "." not in str(schema.get("name")) \
+                else str(schema.get("name"))
+            names = {self.registry.latest(t).fullname: t for t in self.registry.event_types}
+            event_type = names.get(name)
+        if event_type is None:
+            raise EventError(f"schema id {schema_id} is not one of our event types")
+        for v in self.registry.versions:
+            if v.event_type == event_type and v.schema == schema:
+                return event_type, self._writers[v.id]
+        try:
+            return event_type, fastavro.parse_schema(_strip_logical(copy.deepcopy(schema)))
+        except Exception as exc:  # noqa: BLE001 - whatever fastavro finds wrong with it
+            raise EventError(f"schema id {schema_id}: cannot read its schema: {exc}") from None
 
 
 def _check(t: Any, value: Any, path: str) -> Any:
@@ -461,7 +543,23 @@ def _kind(value: Any) -> str:
     )
 
 
+_installed: Codec | None = None
+
+
 @lru_cache(maxsize=1)
-def default_codec() -> Codec:
-    """The codec over the registry shipped in `schemas/` (cached)."""
+def _shipped_codec() -> Codec:
     return Codec()
+
+
+def default_codec() -> Codec:
+    """This process's codec: the one :func:`install_default_codec` set (a process whose settings name
+    an external Schema Registry: topics/schema_registry.py ``configure``), else the codec over the
+    registry shipped in `schemas/` with its ids (cached)."""
+    return _installed or _shipped_codec()
+
+
+def install_default_codec(codec: Codec | None) -> None:
+    """Make ``codec`` what :func:`default_codec` returns in this process (None: the shipped one again).
+    Called once at a process's start, before anything holds a codec."""
+    global _installed
+    _installed = codec

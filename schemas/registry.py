@@ -97,13 +97,39 @@ def _compatible(reader: dict, writer: dict) -> list[str]:
     ]
 
 
+def check_type(event_type: str, registered: list[dict], schema: dict) -> list[str]:
+    """Problems of a new ``schema`` for ``event_type`` against its ``registered`` versions (oldest
+    first; empty = accepted). The rule of :func:`check`: the new schema keeps the record name (it
+    carries the type), reads everything written with every earlier version (backward-transitive: a
+    new field needs a default), and readers holding the latest version read data written with it
+    (forward). The schema registry's compatibility endpoint applies this same rule, per subject."""
+    if not registered or schema == registered[-1]:
+        return []
+    latest, latest_version = registered[-1], len(registered)
+    problems: list[str] = []
+    name, old_name = _fullname(schema), _fullname(latest)
+    if name != old_name:
+        problems.append(f"{event_type}: record name changed from {old_name} (it carries the type)")
+    for version, old in enumerate(registered, start=1):
+        for p in _compatible(schema, old):
+            problems.append(f"{event_type}: new schema cannot read version {version} data: {p}")
+    for p in _compatible(latest, schema):
+        problems.append(f"{event_type}: readers of version {latest_version} cannot read new data: {p}")
+    return problems
+
+
+def _fullname(schema: dict) -> str:
+    name = str(schema.get("name"))
+    return name if "." in name or not schema.get("namespace") else f"{schema['namespace']}.{name}"
+
+
 def check(registry: Registry, working: dict[str, dict]) -> list[str]:
     """Problems of the working schemas against every registered version (empty = all good).
 
     A change is accepted when the new schema can read everything written with every earlier
     version of that type (backward-transitive, e.g. a new field needs a default) and readers
-    still holding the latest registered version can read data written with the new one (forward).
-    Removing an event type is a break too.
+    still holding the latest registered version can read data written with the new one (forward)
+    (:func:`check_type`). Removing an event type is a break too.
     """
     problems: list[str] = []
     for event_type in registry.event_types:
@@ -112,16 +138,8 @@ def check(registry: Registry, working: dict[str, dict]) -> list[str]:
     for event_type, schema in sorted(working.items()):
         if event_type not in registry:
             continue
-        latest = registry.latest(event_type)
-        if schema == latest.schema:
-            continue
-        if f"{schema.get('namespace')}.{schema.get('name')}" != latest.fullname:
-            problems.append(f"{event_type}: record name changed from {latest.fullname} (it carries the type)")
-        for old in (v for v in registry.versions if v.event_type == event_type):
-            for p in _compatible(schema, old.schema):
-                problems.append(f"{event_type}: new schema cannot read version {old.version} data: {p}")
-        for p in _compatible(latest.schema, schema):
-            problems.append(f"{event_type}: readers of version {latest.version} cannot read new data: {p}")
+        registered = sorted((v for v in registry.versions if v.event_type == event_type), key=lambda v: v.version)
+        problems += check_type(event_type, [v.schema for v in registered], schema)
     return problems
 
 

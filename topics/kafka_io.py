@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -78,9 +78,16 @@ class EventProducer:
     def produce_raw(
         self, topic: str, value: bytes | None, key: str | bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
+        on_delivery: Callable[[KafkaError | None, object], None] | None = None,
     ) -> None:
-        """Produce one record to a full topic name; waits for queue space if the buffer is full."""
-        kwargs: dict = {"key": key, "value": value, "on_delivery": self._on_delivery}
+        """Produce one record to a full topic name; waits for queue space if the buffer is full.
+        ``on_delivery`` is told of this record's delivery too (failures are recorded either way)."""
+        report = self._on_delivery
+        if on_delivery is not None:
+            def report(err: KafkaError | None, msg: object) -> None:
+                self._on_delivery(err, msg)
+                on_delivery(err, msg)
+        kwargs: dict = {"key": key, "value": value, "on_delivery": report}
         if headers:
             kwargs["headers"] = headers
         if partition is not None:
@@ -99,15 +106,23 @@ class EventProducer:
         """Encode and produce an event to its topic, keyed as events.md says."""
         self.produce_raw(self.prefix + topic_of(event["type"]), self.codec.encode(event), key_of(event))
 
-    def flush(self, timeout: float = 60.0) -> None:
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            raise PlaylogError(f"{remaining} record(s) still undelivered after {timeout:.0f}s; is the broker up at {self.settings.bootstrap_servers}?")
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports; PlaylogError if a record failed to deliver."""
+        self._producer.poll(timeout)
+        self.raise_failed()
+
+    def raise_failed(self) -> None:
         if self.failed:
             first = self.failed[0]
             n = len(self.failed)
             self.failed = []
             raise PlaylogError(f"{n} record(s) failed to deliver, first: {first}")
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise PlaylogError(f"{remaining} record(s) still undelivered after {timeout:.0f}s; is the broker up at {self.settings.bootstrap_servers}?")
+        self.raise_failed()
 
 
 class KafkaEventSink:

@@ -1,8 +1,8 @@
 """The topic catalog (``topics/topic_catalog.json``) as data, and the event type -> topic/key routing.
 
 Events are keyed as spec/events.md says so that per-entity order holds: catalog and rights by
-track (artists/albums by their own id), users/listening/player by user, playlists by playlist,
-finance by ``period|country|product``.
+track (artists/albums by their own id), users/listening/player/library/credentials by user, playlists
+by playlist, finance by ``period|country|product``.
 
 The catalog also says which event types belong on which topic: :func:`topic_rule` gives every
 reader the ``(topic, allowed types)`` pair that ``schemas.validate`` checks a record against, so an
@@ -100,6 +100,8 @@ def key_of(event: dict) -> str:
             "listening": "user_id",
             "player": "user_id",
             "playlists": "playlist_id",
+            "library": "user_id",
+            "credentials": "user_id",
         }[topic]
     return event[field]
 

@@ -257,6 +257,11 @@ def create_app(
         for spec in views.VIEWS
     }
     view_topics = {spec.name: topic(f"view.{spec.name}") for spec in views.VIEWS}
+    # A view fed by two topics (rights: rights and catalog) is folded by two agents: each folds and then
+    # publishes under its view's lock, so the documents reach the view topic in the order they were
+    # folded (else an agent could publish an older document of a key after the other's newer one,
+    # and that stale one would be what compaction keeps).
+    view_locks = {spec.name: asyncio.Lock() for spec in views.VIEWS}
     source_names = sorted({t for spec in views.VIEWS for t in spec.source_topics} | {"finance"})
 
     def make_topic_agent(source: str) -> None:
@@ -279,10 +284,12 @@ def create_app(
                             with in_event(src):  # the key's partition: same key, same partition count
                                 table[key] = raw
 
-                        published, refused = views.apply_batch(spec, table, items, write)
+                        async with view_locks[spec.name]:
+                            published, refused = views.apply_batch(spec, table, items, write)
+                            for key, (_, doc) in published.items():
+                                await view_topics[spec.name].send(key=key.encode(), value=views.dumps(doc),
+                                                                  force=True)
                         await send_dead([batches.Dead(_raw(src), f"{spec.name}: {reason}") for src, reason in refused])
-                        for key, (_, doc) in published.items():
-                            await view_topics[spec.name].send(key=key.encode(), value=views.dumps(doc), force=True)
                     if forwards_facts:
                         facts = [batches.fact_of_event(codec, ev) for _, ev in items
                                  if ev["type"] in batches.ROYALTY_EVENT_TYPES]

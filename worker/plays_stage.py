@@ -7,9 +7,10 @@ same thin step as the Faust ``listening`` agent (decode, :func:`batches.play_sum
 dead-letter) driven by confluent-kafka batches instead: a consumer group, so several processes
 share the listening partitions.
 
-Delivery: at-least-once. A batch's facts are produced and flushed *before* its offsets are
-committed; a crash in between re-sends facts that are joins (min/max), so a repeat changes
-nothing. Stateless: nothing to recover after a crash or a rebalance.
+Delivery: at-least-once. A batch's offsets are committed only once its facts are acknowledged
+(worker/inflight.py: the next batches are read meanwhile, up to :data:`MAX_IN_FLIGHT`); a crash
+in between re-sends facts that are joins (min/max), so a repeat changes nothing. A rebalance
+flushes and commits first. Stateless: nothing to recover after a crash or a rebalance.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import signal
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from core.errors import PlaylogError
 from core.settings import Settings
 from processors import batches
 from processors.royalty_parts import part_of
@@ -28,9 +30,13 @@ from schemas.codec import default_codec
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.kafka_io import EventProducer, consumer_config
 from topics.lag import init_group_offsets
+from topics.schema_registry import configure as configure_schema_ids
 from topics.topic_catalog import topic_spec
+from worker.inflight import InFlight
 
 log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 3  # batches produced but not yet all acknowledged while the next one is read
 
 
 def group_id(settings: Settings) -> str:
@@ -50,12 +56,33 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
     }))
     producer = EventProducer(settings, codec, **{"linger.ms": 20})
     init_group_offsets(settings, group_id(settings), [prefix + "listening"])  # committed everywhere, empty too
-    consumer.subscribe([prefix + "listening"])
+    inflight = InFlight()
+
+    def commit_done(wait: bool = False) -> None:
+        """Commit what is acknowledged; with ``wait``, everything produced (flush) and synchronously."""
+        if wait:
+            producer.flush()
+        else:
+            producer.poll(0)
+        try:
+            offsets = inflight.take_done()
+        except ValueError as exc:  # a record failed to deliver: stop; its batch is read again
+            raise PlaylogError(str(exc)) from None
+        if offsets:
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                            asynchronous=not wait)
+
+    def on_revoke(c: Consumer, partitions: list) -> None:  # the new owner starts at what was committed
+        commit_done(wait=True)
+        inflight.clear()
+
+    consumer.subscribe([prefix + "listening"], on_revoke=on_revoke)
     processed = 0
     t_log = time.monotonic()
     try:
         while not stop.is_set():
             msgs = consumer.consume(batch, 0.2)
+            commit_done()
             if not msgs:
                 continue
             recs = []
@@ -66,10 +93,15 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
                         log.warning("consume error: %s", err.str())
                     continue
                 recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
+            if not recs:
+                continue
+            pending = inflight.open({(r.topic, r.partition): r.offset + 1 for r in recs})
             good, dead = batches.decode_batch(codec, recs, prefix=prefix)
             for d in dead:
                 key, value, headers = deadletter_record(d.record, d.reason)
-                producer.produce_raw(prefix + DEADLETTER_TOPIC, value, key=key, headers=headers)
+                pending.expect()
+                producer.produce_raw(prefix + DEADLETTER_TOPIC, value, key=key, headers=headers,
+                                     on_delivery=pending.report)
             facts = [batches.fact_of_summary(s) for s in batches.play_summaries(ev for _, ev in good)]
             by_part: dict[int, list[tuple[str, bytes]]] = {}
             for k, raw in facts:  # to the royalty join partition of the play_id (worker/royalty.py)
@@ -77,14 +109,20 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
             first = recs[0]
             for p, items in sorted(by_part.items()):
                 for i, packed in enumerate(batches.pack_facts(items)):
-                    producer.produce_raw(inputs, packed, partition=p,
+                    pending.expect()
+                    producer.produce_raw(inputs, packed, partition=p, on_delivery=pending.report,
                                          key=f"plays:{first.topic}:{first.partition}:{first.offset}:{p}:{i}")
-            producer.flush()  # facts durable before the offsets that produced them are committed
-            consumer.commit(asynchronous=False)
+            pending.seal()
+            # facts durable before the offsets that produced them are committed (commit_done); the
+            # next batch is read meanwhile, up to MAX_IN_FLIGHT batches ahead
+            while len(inflight) > MAX_IN_FLIGHT:
+                producer.poll(0.05)
+                commit_done()
             processed += len(recs)
             if time.monotonic() - t_log > 10:
                 log.info("plays stage: %d listening events processed", processed)
                 t_log = time.monotonic()
+        commit_done(wait=True)
     finally:
         consumer.close()
 
@@ -92,6 +130,7 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
 def run_process(settings: Settings) -> None:
     """Entry point of the stage's own process (started by ``playlog worker``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_schema_ids(settings)  # a spawned process: the ids of PLAYLOG_SCHEMA_REGISTRY_URL, as its worker's
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

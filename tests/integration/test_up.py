@@ -33,6 +33,7 @@ def _env(data_dir: Path, workers: int) -> dict[str, str]:
         PLAYLOG_KAFKA_CONTROLLER_PORT=str(free_port()),
         PLAYLOG_API_PORT=str(free_port()),
         PLAYLOG_CDN_PORT=str(free_port()),
+        PLAYLOG_REGISTRY_PORT=str(free_port()),
         PLAYLOG_WORKER_URLS=",".join(f"http://127.0.0.1:{free_port()}" for _ in range(workers)),
         PLAYLOG_TOPIC_PREFIX="up.",
     )
@@ -110,11 +111,13 @@ def test_up_runs_the_stack_the_other_verbs_find_it_and_sigterm_leaves_no_process
         # it said where each part listens
         for part in ("broker: ready on " + env["PLAYLOG_BOOTSTRAP_SERVERS"], "worker w1: ready", "worker w2: ready",
                      f"cdn: ready on http://127.0.0.1:{env['PLAYLOG_CDN_PORT']}",
-                     f"api: ready on http://127.0.0.1:{env['PLAYLOG_API_PORT']}"):
+                     f"api: ready on http://127.0.0.1:{env['PLAYLOG_API_PORT']}",
+                     f"registry: ready on http://127.0.0.1:{env['PLAYLOG_REGISTRY_PORT']}"):
             assert part in text, text
         assert (data / "kafka" / "logs" / "meta.properties").exists()  # the broker's data is under the data dir
         stack = json.loads((data / "up" / "stack.json").read_text())
         assert stack["workers"] == env["PLAYLOG_WORKER_URLS"].split(",")
+        assert stack["schema_registry"] == f"http://127.0.0.1:{env['PLAYLOG_REGISTRY_PORT']}"
         # each worker has its own state dir
         assert (data / "worker" / "up-w1").is_dir() and (data / "worker" / "up-w2").is_dir()
 
@@ -146,6 +149,7 @@ def test_up_runs_the_stack_the_other_verbs_find_it_and_sigterm_leaves_no_process
         family = descendants(proc.pid)
         cmds = " | ".join(cmdline(p) for p in family)
         assert "kafka.Kafka" in cmds and cmds.count(" worker ") >= 2 and " api" in cmds and " cdn" in cmds, cmds
+        assert " registry" in cmds, cmds
         assert any("multiprocessing" in cmdline(p) for p in family), "the workers' plays-stage children"
     finally:
         family = descendants(proc.pid) if proc.poll() is None else set()

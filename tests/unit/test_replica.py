@@ -22,7 +22,8 @@ def fed(events: list[dict]) -> Replica:
 
 def test_topic_names_cover_views_and_event_topics() -> None:
     assert topic_names("p.") == {"p.view.catalog": "catalog", "p.view.rights": "rights", "p.view.users": "users",
-                                 "p.view.playlists": "playlists", "p.player": "player", "p.listening": "listening"}
+                                 "p.view.playlists": "playlists", "p.view.library": "library",
+                                 "p.view.credentials": "credentials", "p.player": "player", "p.listening": "listening"}
 
 
 def test_alias_resolution_whatever_the_order() -> None:
