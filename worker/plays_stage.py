@@ -8,7 +8,7 @@ dead-letter) driven by confluent-kafka batches instead: a consumer group, so sev
 share the listening partitions.
 
 Delivery: at-least-once. A batch's offsets are committed only once its facts are acknowledged
-(worker/inflight.py: the next batches are read meanwhile, up to :data:`MAX_IN_FLIGHT`); a crash
+(worker/inflight.py; up to :data:`MAX_IN_FLIGHT` further batches may be read meanwhile); a crash
 in between re-sends facts that are joins (min/max), so a repeat changes nothing. A rebalance
 flushes and commits first. Stateless: nothing to recover after a crash or a rebalance.
 """
@@ -36,7 +36,11 @@ from worker.inflight import InFlight
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 3  # batches produced but not yet all acknowledged while the next one is read
+# batches produced but not yet all acknowledged while the next one is read. 0: each batch is
+# acknowledged before the next is read. Measured (bench pipeline, 1 worker, 600k events, quiet
+# machine, alternating runs): 0 gave 27,500-27,900 events/s, 3 gave 25,600-25,700. On 2 cores the
+# stage is CPU bound; reading ahead only made its batches smaller.
+MAX_IN_FLIGHT = 0
 
 
 def group_id(settings: Settings) -> str:
