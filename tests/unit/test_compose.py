@@ -54,7 +54,7 @@ def _volume_at(svc: dict, target: str) -> str | None:
 def test_services_present() -> None:
     names = set(SERVICES)
     assert {"kafka-1", "kafka-2", "kafka-3", "clickhouse", "topics", "api", "cdn", "gateway",
-            "sink-parquet", "sink-clickhouse"} <= names
+            "sink-parquet", "sink-clickhouse", "registry"} <= names
     assert len(_workers()) >= 2
 
 
@@ -63,6 +63,9 @@ def test_ports_match_code_defaults() -> None:
     gateway = SERVICES["gateway"]["ports"]
     assert f"{d.api_port}:{d.api_port}" in gateway
     assert f"{d.cdn_port}:{d.cdn_port}" in gateway
+    assert f"{d.registry_port}:{d.registry_port}" in gateway  # the schema registry, for downstream consumers
+    assert str(d.registry_port) in SERVICES["registry"]["expose"]
+    assert f"reverse_proxy registry:{d.registry_port}" in COMPOSE["configs"]["gateway"]["content"]
     ch_port = re.search(r":(\d+)/", d.clickhouse_url).group(1)
     assert f"{ch_port}:{ch_port}" in SERVICES["clickhouse"]["ports"]
 
