@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import threading
@@ -59,15 +60,23 @@ def bench_broker(keep: Path | None = None) -> Iterator[tuple[Settings, float]]:
     """A private broker for one benchmark; yields settings pointing at it and its start-to-ready seconds."""
     from devstack.kafka import LocalKafka, free_port
 
-    with tempfile.TemporaryDirectory(prefix="playlog-bench-") as tmp:
-        data = Path(keep or tmp)
+    tmp = tempfile.mkdtemp(prefix="playlog-bench-")
+    data = Path(keep or tmp)
+    failed = True
+    try:
         broker = LocalKafka(data / "kafka", port=free_port(), controller_port=free_port(), heap="1g")
         ready = broker.start(timeout=120)
         try:
             settings = replace(load(), bootstrap_servers=broker.bootstrap, data_dir=data, topic_prefix="bench.")
             yield settings, ready
+            failed = False
         finally:
             broker.stop()
+    finally:
+        if failed:  # the logs and the broker's data say why: kept
+            log.warning("benchmark failed: its broker data and logs are kept in %s", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _env_for(settings: Settings) -> None:

@@ -106,7 +106,8 @@ class _Fault:
             await asyncio.Event().wait()
 
 
-async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None]) -> None:
+async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None],
+                         leave: Callable[[Any], bool] | None = None) -> None:
     """Run a batch's work and ack the batch's records only once it is done; a batch cut short (the
     agent is cancelled: a stop, a restart) is never acked, so its offsets are never committed and
     it is delivered again (every effect is idempotent).
@@ -118,6 +119,10 @@ async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None]) -> 
     processed was committed; the statement came back with every amount 0). So the records are
     marked acked up front, which makes Faust's own acks no-ops, and acked here for real after
     the work.
+
+    ``leave(message)`` true: that record is not acked at all (the work passed over it: its
+    partition was revoked meanwhile, so it is the new owner's to process; acking it would let a
+    later commit step over it if the partition came back here).
     """
     messages = [e.message for e in events]
     for m in messages:
@@ -129,6 +134,8 @@ async def finish_or_hold(consumer: Any, events: list, work: Awaitable[None]) -> 
                     type(exc).__name__)
         raise
     for m in messages:
+        if leave is not None and leave(m):
+            continue  # stays marked acked: Faust's own ack of it does nothing either
         m.acked = False
         consumer.ack(m)  # the consumer's bookkeeping: this offset may be committed now
 
