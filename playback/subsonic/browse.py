@@ -19,6 +19,7 @@ rights), under its lock for one consistent answer.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from playback.subsonic.context import Ctx, method
@@ -65,34 +66,29 @@ async def get_artists(ctx: Ctx) -> dict[str, Any]:
     return {"artists": {"ignoredArticles": IGNORED_ARTICLES, "index": index}}
 
 
+def _one(ctx: Ctx, what: str, find: Callable[[Any, str], dict | None]) -> dict[str, Any]:
+    """``{what: object}`` of the ``id`` parameter, or code 70 (not found)."""
+    key = ctx.params.required("id")
+    with ctx.replica.lock:
+        found = find(ctx.objects(), key)
+    if found is None:
+        raise SubsonicError(Code.NOT_FOUND, f"{what.capitalize()} not found: {key[:80]}")
+    return {what: found}
+
+
 @method("getArtist")
 async def get_artist(ctx: Ctx) -> dict[str, Any]:
-    artist_id = ctx.params.required("id")
-    with ctx.replica.lock:
-        artist = ctx.objects().artist(artist_id, with_albums=True)
-    if artist is None:
-        raise SubsonicError(Code.NOT_FOUND, f"Artist not found: {artist_id[:80]}")
-    return {"artist": artist}
+    return _one(ctx, "artist", lambda objects, key: objects.artist(key, with_albums=True))
 
 
 @method("getAlbum")
 async def get_album(ctx: Ctx) -> dict[str, Any]:
-    album_id = ctx.params.required("id")
-    with ctx.replica.lock:
-        album = ctx.objects().album(album_id, with_songs=True)
-    if album is None:
-        raise SubsonicError(Code.NOT_FOUND, f"Album not found: {album_id[:80]}")
-    return {"album": album}
+    return _one(ctx, "album", lambda objects, key: objects.album(key, with_songs=True))
 
 
 @method("getSong")
 async def get_song(ctx: Ctx) -> dict[str, Any]:
-    track_id = ctx.params.required("id")
-    with ctx.replica.lock:
-        song = ctx.objects().song(track_id)
-    if song is None:
-        raise SubsonicError(Code.NOT_FOUND, f"Song not found: {track_id[:80]}")
-    return {"song": song}
+    return _one(ctx, "song", lambda objects, key: objects.song(key))
 
 
 def _album_streams(replica: Any) -> dict[str, int]:
