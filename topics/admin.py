@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from core.errors import PlaylogError
@@ -67,28 +68,53 @@ def create_topics(settings: Settings, replication: int | None = None, timeout: f
     cluster of 3). With 3 replicas each topic gets ``min.insync.replicas=2``
     (:func:`min_insync_for`), whatever the brokers' default.
     """
-    admin = admin_client(settings)
-    existing = _existing(admin)
-    missing = [t for t in load_catalog() if t.full_name(settings.topic_prefix) not in existing]
     created: list[str] = []
-    if missing:
+    todo: list[NewTopic] = []
+    for attempt in range(CREATE_ATTEMPTS):
+        admin = admin_client(settings)
+        existing = _existing(admin)
+        missing = [t for t in load_catalog() if t.full_name(settings.topic_prefix) not in existing]
+        if not missing:
+            break
         if replication is None:
             replication = replication_for(settings, admin)
         extra = {"min.insync.replicas": str(min_insync_for(replication))} if replication > 1 else {}
-        todo = [NewTopic(t.full_name(settings.topic_prefix), num_partitions=t.partitions,
-                         replication_factor=replication, config={**t.config(), **extra}) for t in missing]
-        log.debug("creating %d topic(s) with replication %d", len(todo), replication)
-        for name, fut in admin.create_topics(todo, request_timeout=timeout).items():
+        batch = [NewTopic(t.full_name(settings.topic_prefix), num_partitions=t.partitions,
+                          replication_factor=replication, config={**t.config(), **extra}) for t in missing]
+        log.debug("creating %d topic(s) with replication %d", len(batch), replication)
+        again = []
+        for name, fut in admin.create_topics(batch, request_timeout=timeout).items():
             try:
                 fut.result()
                 created.append(name)
             except KafkaException as exc:
                 err = exc.args[0]
-                if err.code() != err.TOPIC_ALREADY_EXISTS:  # a concurrent creator won the race: fine
-                    raise PlaylogError(f"cannot create topic {name}: {err.str()}") from None
+                if err.code() == err.TOPIC_ALREADY_EXISTS:  # a concurrent creator won the race: fine
+                    continue
+                if _transient(err) and attempt + 1 < CREATE_ATTEMPTS:
+                    again.append(name)
+                    continue
+                raise PlaylogError(f"cannot create topic {name}: {err.str()}") from None
+        todo += [t for t in batch if t.topic in created]
+        if not again:
+            break
+        log.info("creating %d topic(s) again after a transient error", len(again))
+        time.sleep(1.0)
+    if created:
         _wait_for_leaders(admin, created, timeout)
-        _wait_until_served(settings, {t.topic: t.num_partitions for t in todo if t.topic in created}, timeout)
+        _wait_until_served(settings, {t.topic: t.num_partitions for t in todo}, timeout)
     return created
+
+
+CREATE_ATTEMPTS = 5
+
+
+def _transient(err: KafkaError) -> bool:
+    """Worth asking again: the cluster is still settling. Seen on a 3-node cluster just started:
+    "Local: Broker handle destroyed without termination" (librdkafka retires its bootstrap
+    connections once it learns the brokers' ids, failing a request in flight on one of them)."""
+    return err.retriable() or err.code() in (KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT,
+                                             KafkaError._TIMED_OUT, KafkaError.NOT_CONTROLLER)
 
 
 def _wait_until_served(settings: Settings, partitions: dict[str, int], timeout: float) -> None:

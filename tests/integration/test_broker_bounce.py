@@ -102,7 +102,7 @@ def test_up_with_3_brokers_runs_a_replicated_cluster_and_sigterm_leaves_no_proce
     base, ctl = free_port_run(3, 2), free_port_run(3, 2)
     env = base_env(PLAYLOG_DATA_DIR=str(data), PLAYLOG_BOOTSTRAP_SERVERS=f"127.0.0.1:{base}",
                    PLAYLOG_KAFKA_CONTROLLER_PORT=str(ctl), PLAYLOG_TOPIC_PREFIX="up3.",
-                   PLAYLOG_WORKER_URLS=f"http://127.0.0.1:{free_port()}")
+                   PLAYLOG_WORKER_URLS=f"http://127.0.0.1:{free_port()}", PLAYLOG_REGISTRY_PORT=str(free_port()))
     bootstrap = ",".join(f"127.0.0.1:{base + 2 * i}" for i in range(3))
     proc, log = start_up(tmp_path, env, "--brokers", "3", "--workers", "1", "--no-api", "--no-cdn")
     family: set[int] = set()
