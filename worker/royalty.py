@@ -88,6 +88,7 @@ class Money:
     generation: int = 0
     through: int = 0
     dirty: set[str] = field(default_factory=set)
+    sending: int = 0  # statements sent and not yet acknowledged (pending, like dirty ones)
 
     def apply(self, raw: bytes) -> str:
         """One ``royalty.tallies`` record; returns its period. ValueError if it is not one."""
@@ -403,10 +404,21 @@ class RoyaltyStages:
         m = self.money
         if m.ready and self.owns(TALLY_TOPIC, 0):
             for period in sorted(m.dirty):
-                sent = await self.statements_t.send(key=period.encode(), value=m.statement_csv(period).encode(),
-                                                    force=True)
-                await sent  # acknowledged, or the period stays dirty
+                # taken off before the send: a tally the money agent applies while this send is
+                # awaited marks the period dirty again, and it is published on the next tick (it
+                # used to be taken off after the await, losing that mark: the topic kept a stale
+                # statement while the worker served the right one; seen in CI)
                 m.dirty.discard(period)
+                m.sending += 1
+                try:
+                    sent = await self.statements_t.send(key=period.encode(),
+                                                        value=m.statement_csv(period).encode(), force=True)
+                    await sent  # acknowledged, or the period is dirty again
+                except BaseException:
+                    m.dirty.add(period)
+                    raise
+                finally:
+                    m.sending -= 1
 
     async def _publish_period(self, h: Held, period: str) -> None:
         for i, (pid, raw) in enumerate(h.view.stream_changes(period)):
@@ -469,7 +481,7 @@ class RoyaltyStages:
             "owner": self.statement_ready(),
             # periods whose streams/tallies/statement this worker has yet to publish (0: settled)
             "pending": sum(len(h.view.dirty) + h.view.all_dirty for h in held if h.stage == "shard")
-            + len(self.money.dirty) + sum(h.loading for h in self.held.values()),
+            + len(self.money.dirty) + self.money.sending + sum(h.loading for h in self.held.values()),
             "royalty_facts": sum(h.view.facts for h in held),
             "periods": self.money.periods() if self.statement_ready() else [],
             "views": {h.name: {"facts": h.view.facts, "through": h.through, "loaded": h.loaded,
