@@ -15,6 +15,11 @@ No other module reads ``os.environ`` for a ``PLAYLOG_*`` name (a test checks it)
 | PLAYLOG_CDN_BASE_URL | http://127.0.0.1:<CDN port> | public base URL put in signed segment URLs |
 | PLAYLOG_SIGNING_KEYS | (a local development key) | CDN URL keys, ``kid:secret,kid:secret`` (first signs) |
 | PLAYLOG_TOKEN_SECRET | (a local development secret) | bearer token HMAC secret |
+| PLAYLOG_TOKEN_KEYS | (none: ``t0:<PLAYLOG_TOKEN_SECRET>``) | bearer token key ring, ``kid:secret,kid:secret`` (first signs, all verify; playback/auth.py) |
+| PLAYLOG_API_RATE_LIMIT | 50 | per-token request rate of ``/v1`` (requests/s, token bucket refill); 0 turns the limit off |
+| PLAYLOG_API_RATE_BURST | 50 | per-token bucket size (requests answered at once before 429) |
+| PLAYLOG_CORS_ORIGINS | * | origins browsers may call the API from, comma separated (``*``: any) |
+| PLAYLOG_OAUTH_CLIENTS | <data dir>/oauth/clients.json | the registered OAuth clients (``playlog oauth client add``) |
 | PLAYLOG_PII_MASTER_KEY | (a local development key) | master key of the per-user PII keys and of the Subsonic app passwords' key |
 | PLAYLOG_SCHEMA_REGISTRY_URL | (none: the ids of schemas/registry.json) | an external Confluent-compatible schema registry (credentials in the URL): ``playlog schemas register`` pushes there, every process writes and reads its ids |
 | PLAYLOG_TOPIC_PREFIX | playlog. | prefix of every topic name |
@@ -84,6 +89,15 @@ class Settings:
     worker_stall_seconds: int = 60
     checkpoint_seconds: int = 30
     worker_fault: str = ""
+    token_keys: dict[str, str] = field(default_factory=dict)  # empty: {"t0": token_secret}
+    api_rate_limit: int = 50
+    api_rate_burst: int = 50
+    cors_origins: tuple[str, ...] = ("*",)
+    oauth_clients: str = ""  # empty: data_dir / "oauth" / "clients.json"
+
+    @property
+    def oauth_clients_path(self) -> Path:
+        return Path(self.oauth_clients) if self.oauth_clients else self.data_dir / "oauth" / "clients.json"
 
     @property
     def broker_port(self) -> int:
@@ -100,9 +114,9 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             name = PREFIX + _ENV_NAMES.get(f.name, f.name.upper())
-            if f.name == "signing_keys":
+            if f.name in ("signing_keys", "token_keys"):
                 env[name] = ",".join(f"{k}:{v}" for k, v in value.items())
-            elif f.name == "worker_urls":
+            elif f.name in ("worker_urls", "cors_origins"):
                 if value:
                     env[name] = ",".join(value)
                 else:
@@ -132,13 +146,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None
     return value
 
 
-def parse_keys(raw: str) -> dict[str, str]:
+def parse_keys(raw: str, variable: str = "PLAYLOG_SIGNING_KEYS") -> dict[str, str]:
     """``kid:secret,kid:secret`` -> {kid: secret}; the first key is the one that signs."""
     keys: dict[str, str] = {}
     for part in raw.split(","):
         kid, sep, secret = part.strip().partition(":")
         if not sep or not kid or not secret:
-            raise ValueError("PLAYLOG_SIGNING_KEYS must look like 'kid:secret,kid2:secret2'")
+            raise ValueError(f"{variable} must look like 'kid:secret,kid2:secret2'")
         keys[kid] = secret
     return keys
 
@@ -177,6 +191,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         worker_stall_seconds=_int(env, "WORKER_STALL_SECONDS", 60, minimum=1),
         checkpoint_seconds=_int(env, "CHECKPOINT_SECONDS", 30, minimum=1),
         worker_fault=_env(env, "WORKER_FAULT", ""),
+        token_keys=parse_keys(tk, "PLAYLOG_TOKEN_KEYS") if (tk := _env(env, "TOKEN_KEYS", "")) else {},
+        api_rate_limit=_int(env, "API_RATE_LIMIT", 50, minimum=0),
+        api_rate_burst=_int(env, "API_RATE_BURST", 50, minimum=1),
+        cors_origins=parse_urls(_env(env, "CORS_ORIGINS", "*")),
+        oauth_clients=_env(env, "OAUTH_CLIENTS", ""),
     )
 
 

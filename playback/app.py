@@ -8,6 +8,12 @@ playback/replica.py) every route but :data:`ALWAYS_SERVED` (``/healthz``, ``/met
 body: the API never answers from a half-built view. A bad or missing token is still 401 first.
 Every 503 the API gives (catching up, a write Kafka did not acknowledge) carries ``Retry-After``.
 
+OAuth (playback/oauth/): ``/authorize`` and ``/api/token`` are served whatever the replicas' state;
+every ``/v1`` token is checked against the token key ring, then the per-token rate limit of OAuth
+clients' tokens (429 with ``Retry-After``; ``playlog token`` tokens are not limited), then the route's scope (playback/oauth/scopes.py: 403 "Insufficient client scope",
+401 for an app token on a route that needs a user). CORS preflights are answered before anything else
+and every answer to an allowed ``Origin`` carries ``Access-Control-Allow-Origin``.
+
 ``/rest/*`` is the OpenSubsonic API (playback/subsonic/): its own credentials, readiness answer and
 error model, so this middleware only measures it.
 """
@@ -22,6 +28,9 @@ from typing import Any
 
 from aiohttp import web
 
+from playback.oauth import scopes
+from playback.oauth import server as oauth
+from playback.oauth.guard import RATE_LIMITED, Guard
 from playback.parsing import MAX_BODY, USER_KEY, ApiError, error_response
 from playback.publisher import KafkaPublisher
 from playback.replica import Replica
@@ -53,7 +62,17 @@ async def _measured(api: PlaybackApi, request: web.Request, route: str, began: f
 
 
 def build_app(api: PlaybackApi) -> web.Application:
-    """The application serving ``api``: every ``/v1`` route needs a valid bearer token."""
+    """The application serving ``api``: every ``/v1`` route needs a valid bearer token with its scope."""
+    guard = Guard(api.settings, api.clock)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Callable) -> web.StreamResponse:
+        preflight = guard.preflight(request)
+        if preflight is not None:
+            return preflight
+        response = await handler(request)
+        guard.add_cors(request, response)
+        return response
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -63,11 +82,20 @@ def build_app(api: PlaybackApi) -> web.Application:
             path = request.path
             if subsonic.is_subsonic(path):  # its own credentials, readiness answer and error model
                 return await _measured(api, request, route, began, handler)
+            if path in oauth.PATHS:  # OAuth's own error model; needs no replica
+                return await _measured(api, request, route, began, handler)
             if path.startswith("/v1/"):
-                check = api.authorize(request.headers.get("Authorization"))
+                header = request.headers.get("Authorization")
+                check = guard.authorize(header)
                 if not check.ok:
                     raise ApiError(401, check.reason)
-                request[USER_KEY] = check.user_id
+                retry = guard.rate_limit(header or "", check)
+                if retry is not None:
+                    raise ApiError(429, RATE_LIMITED, retry_after=retry)
+                decision = scopes.decide(request.method, path, check.scopes, check.user_id is not None)
+                if not decision.allowed:
+                    raise ApiError(decision.status, decision.message)
+                request[USER_KEY] = check.user_id or ""  # "": an app token, on a route needing no user
             if path not in ALWAYS_SERVED and not api.replica.ready:
                 raise ApiError(503, "Service unavailable: the read replicas are catching up with the log, "
                                     "retry shortly", retry_after=CATCHING_UP_RETRY_S)
@@ -92,8 +120,9 @@ def build_app(api: PlaybackApi) -> web.Application:
         api.responses.labels(request.method, route, str(response.status)).inc()
         return response
 
-    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[cors, middleware], client_max_size=MAX_BODY)
     app[API_KEY] = api
+    app.router.add_routes(oauth.OAuthServer(api.settings, api.clock).routes())
     for table in TABLES:
         app.router.add_routes(table)
     subsonic.setup(app)

@@ -1,4 +1,4 @@
-"""Verbs of the delivery side: ``playlog api``, ``playlog cdn``, ``playlog token``."""
+"""Verbs of the delivery side: ``playlog api``, ``playlog cdn``, ``playlog token``, ``playlog oauth``."""
 
 from __future__ import annotations
 
@@ -112,10 +112,11 @@ def cdn_command(host: str | None, port: int | None) -> None:
     "--scope",
     "scopes",
     multiple=True,
-    help="A scope to grant (repeatable); default: the standard playback and playlist scopes.",
+    help="A scope to grant (repeatable); default: every Spotify scope.",
 )
 def token_command(user_id: str, ttl: int, scopes: tuple[str, ...]) -> None:
-    """Print a bearer token for USER_ID (signed with PLAYLOG_TOKEN_SECRET)."""
+    """Print a bearer token for USER_ID (signed with the first key of PLAYLOG_TOKEN_KEYS, else with
+    PLAYLOG_TOKEN_SECRET). Apps get theirs through OAuth: /authorize and /api/token (playlog oauth)."""
     from core.settings import load
     from playback import auth
 
@@ -123,8 +124,63 @@ def token_command(user_id: str, ttl: int, scopes: tuple[str, ...]) -> None:
         raise PlaylogError(f"--ttl must be a positive number of seconds, got {ttl}")
     try:
         token = auth.issue_token(
-            user_id, load().token_secret, now=time.time(), ttl=ttl, scopes=scopes or auth.DEFAULT_SCOPES
+            user_id, auth.key_ring(load()), now=time.time(), ttl=ttl, scopes=scopes or auth.DEFAULT_SCOPES
         )
     except ValueError as exc:
         raise PlaylogError(f"cannot issue a token: {exc}") from None
     click.echo(token)
+
+
+@click.group("oauth")
+def oauth_group() -> None:
+    """OAuth 2.0 clients of the API (/authorize, /api/token), kept in PLAYLOG_OAUTH_CLIENTS
+    (default PLAYLOG_DATA_DIR/oauth/clients.json)."""
+
+
+@oauth_group.group("client")
+def oauth_client_group() -> None:
+    """Register, list and remove OAuth clients."""
+
+
+def _store():
+    from core.settings import load
+    from playback.oauth.clients import ClientStore
+
+    try:
+        return ClientStore(load().oauth_clients_path)
+    except ValueError as exc:
+        raise PlaylogError(str(exc)) from None
+
+
+@oauth_client_group.command("add")
+@click.option("--name", default="", help="A name shown on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="An allowed redirect URI (repeatable).")
+@click.option("--confidential", is_flag=True, help="Give the client a secret (client credentials, plain code flow).")
+@click.option("--client-id", default=None, help="Choose the client id (default: random).")
+def oauth_client_add(name: str, redirect_uris: tuple[str, ...], confidential: bool, client_id: str | None) -> None:
+    """Register a client; prints ``client_id`` (and ``client_secret``: shown only now)."""
+    if not redirect_uris and not confidential:
+        raise PlaylogError("a public client needs at least one --redirect-uri")
+    try:
+        client, secret = _store().add(name, list(redirect_uris), confidential=confidential, client_id=client_id)
+    except ValueError as exc:
+        raise PlaylogError(f"cannot add the client: {exc}") from None
+    click.echo(f"client_id={client.client_id}")
+    if secret is not None:
+        click.echo(f"client_secret={secret}")
+
+
+@oauth_client_group.command("list")
+def oauth_client_list() -> None:
+    """One line per client: id, kind, name, redirect URIs."""
+    for c in _store().all():
+        kind = "confidential" if c.confidential else "public"
+        click.echo(f"{c.client_id}\t{kind}\t{c.name}\t{' '.join(c.redirect_uris)}")
+
+
+@oauth_client_group.command("remove")
+@click.argument("client_id")
+def oauth_client_remove(client_id: str) -> None:
+    """Forget a client (its tokens stay valid until they expire)."""
+    if not _store().remove(client_id):
+        raise PlaylogError(f"no client {client_id}")

@@ -28,6 +28,7 @@ VERBS: dict[str, str] = {
     "api": "playback.cli:api_command",
     "cdn": "playback.cli:cdn_command",
     "token": "playback.cli:token_command",
+    "oauth": "playback.cli:oauth_group",
     "subsonic": "playback.subsonic.cli:subsonic_group",
     "ingest": "ingest.cli:ingest_command",
     "rights": "ingest.cli:rights_group",
