@@ -218,8 +218,8 @@ def is_loopback(host: str) -> bool:
 
 
 def _is_dev_secret(settings: Settings, variable: str) -> bool:
-    if variable == "PLAYLOG_TOKEN_SECRET":
-        return settings.token_secret == DEV_TOKEN_SECRET
+    if variable == "PLAYLOG_TOKEN_SECRET":  # also any key of the PLAYLOG_TOKEN_KEYS ring: every key verifies
+        return settings.token_secret == DEV_TOKEN_SECRET or DEV_TOKEN_SECRET in settings.token_keys.values()
     if variable == "PLAYLOG_SIGNING_KEYS":  # any key of the ring: every key verifies
         dev = set(DEV_SIGNING_KEYS.values())
         return any(secret in dev for secret in settings.signing_keys.values())

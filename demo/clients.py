@@ -127,7 +127,7 @@ class ApiClient(Transport):
         self.tracks = tracks
         self.codec = default_codec()
         self._auth = auth
-        self._secret = settings.token_secret
+        self._secret = auth.key_ring(settings)  # the first key signs, as playlog token does
         self._tokens: dict[str, str] = {}
         self.clock: SimClock | None = None
 

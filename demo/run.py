@@ -214,7 +214,7 @@ class Demo:
 
         deadline = time.monotonic() + timeout
         u = self.population[-1]
-        token = auth.issue_token(u.user_id, self.settings.token_secret, now=time.time(), ttl=600)
+        token = auth.issue_token(u.user_id, auth.key_ring(self.settings), now=time.time(), ttl=600)
         want = set(self.audio)
         while time.monotonic() < deadline:
             try:

@@ -38,6 +38,7 @@ def registry_command(host: str, port: int | None, store_path: Path | None, empty
     from aiohttp import web
 
     from core.settings import load, require_secrets
+    from playback.auth import key_ring
     from registry.server import build_app
     from registry.store import SchemaStore
     from schemas.registry import Registry
@@ -57,7 +58,7 @@ def registry_command(host: str, port: int | None, store_path: Path | None, empty
     click.echo(f"schema registry on {url} ({len(store.subjects())} subjects, ids up to {store.max_id}, "
                f"TopicRecordNameStrategy, store {path}); AsyncAPI at {url}/asyncapi.json; Ctrl-C to stop", err=True)
     try:
-        web.run_app(build_app(store, settings.token_secret, doc), host=host, port=port, print=None,
+        web.run_app(build_app(store, key_ring(settings), doc), host=host, port=port, print=None,
                     access_log=None)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from playback.auth import verify_token
+from playback.auth import Secret, verify_token
 from registry.store import COMPATIBILITY, RegistryError, SchemaStore, canonical, parse_schema
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ WRITE_SCOPE = "schemas:write"
 MAX_BODY = 1 << 20
 STORE_KEY = web.AppKey("store", SchemaStore)
 ASYNCAPI_KEY = web.AppKey("asyncapi", dict)
-SECRET_KEY = web.AppKey("secret", str)
+SECRET_KEY = web.AppKey("secret", object)  # the token key ring (playback.auth.key_ring)
 
 
 def answer(data: Any, status: int = 200) -> web.Response:
@@ -302,7 +302,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(500, 50001, "Error in the backend data store")
 
 
-def build_app(store: SchemaStore, token_secret: str, asyncapi_doc: dict) -> web.Application:
+def build_app(store: SchemaStore, token_secret: Secret, asyncapi_doc: dict) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     app[STORE_KEY] = store
     app[SECRET_KEY] = token_secret

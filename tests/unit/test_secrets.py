@@ -70,3 +70,9 @@ def test_require_warns_on_loopback(caplog: pytest.LogCaptureFixture) -> None:
 def test_unknown_variable_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         dev_secrets_in_use(load({}), ["PLAYLOG_NOPE"])
+
+
+def test_a_dev_secret_left_in_the_token_key_ring_is_caught() -> None:
+    ring = {**SET, "PLAYLOG_TOKEN_KEYS": f"t9:a-real-token-key-0123456789,t0:{DEV_TOKEN_SECRET}"}
+    assert check_secrets(load(ring), "0.0.0.0") == ["PLAYLOG_TOKEN_SECRET"]
+    assert check_secrets(load({**SET, "PLAYLOG_TOKEN_KEYS": "t9:a-real-token-key-0123456789"}), "0.0.0.0") == []
