@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playback import privacy_openapi
+
 JSON = "application/json"
 
 
@@ -256,6 +258,9 @@ def spec(server_url: str | None = None) -> dict:
                        {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[_p("id")],
                        body=_body("ReorderTracks"), errors=WRITE_ERRORS),
         },
+        privacy_openapi.PATH: {"get": _op(privacy_openapi.OPERATION_ID, privacy_openapi.SUMMARY,
+                                          {"200": _resp("The export", privacy_openapi.EXPORT_SCHEMA)},
+                                          errors=("401",))},
     }
     # every /v1 route answers 503 (with Retry-After) while the read replicas catch up (playback/app.py)
     for path, ops in paths.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.timefmt import format_ts
+from playback import pii_reader
 from playback.replica_state import ReplicaState
 from playback.search import popularity_of
 from processors import player as player_fold
@@ -82,7 +83,8 @@ def devices(user: dict) -> dict[str, dict]:
 def device_object(user: dict | None, device_id: str, state: dict) -> dict:
     dev = devices(user or {}).get(device_id, {})
     return {"id": device_id, "is_active": True, "is_private_session": False, "is_restricted": False,
-            "name": dev.get("name"), "type": dev.get("device_type"), "supports_volume": True,
+            "name": pii_reader.read((user or {}).get("user_id", ""), "name", dev.get("name")),
+            "type": dev.get("device_type"), "supports_volume": True,
             "volume_percent": state["volumes"].get(device_id)}
 
 

@@ -37,6 +37,7 @@ VERBS: dict[str, str] = {
     "up": "playlog.up:up_command",
     "demo": "demo.run:demo_command",
     "bench": "benchmarks.cli:bench_group",
+    "gdpr": "playback.gdpr_export:gdpr_group",
 }
 
 

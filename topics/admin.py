@@ -229,3 +229,33 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> list[TopicStat
         md = existing.get(name)
         out.append(TopicState(t, name, md is not None, len(md.partitions) if md else None, configs.get(name, {})))
     return out
+
+
+def apply_retention(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Set each existing catalog topic's retention configs (cleanup.policy, retention.ms,
+    delete.retention.ms: :meth:`TopicSpec.retention_config`) where the cluster differs from the catalog,
+    with an incremental alter (other configs are left as they are). Returns ``"<topic> <key>=<value>"``
+    for each config changed."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    admin = admin_client(settings)
+    states = {s.name: s for s in describe_topics(settings, timeout)}
+    changes: list[str] = []
+    resources = []
+    for name, st in states.items():
+        if not st.exists:
+            continue
+        want = st.spec.retention_config()
+        entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                   for k, v in want.items() if st.config.get(k) != v]
+        if entries:
+            resources.append(ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries))
+            changes += [f"{name} {e.name}={e.value}" for e in entries]
+    if resources:
+        for res, fut in admin.incremental_alter_configs(resources, request_timeout=timeout).items():
+            try:
+                fut.result(timeout)
+            except KafkaException as exc:
+                raise PlaylogError(f"cannot set the retention of topic {res.name}: {exc.args[0].str()}") from None
+        log.info("retention set: %s", "; ".join(changes))
+    return changes

@@ -23,8 +23,9 @@ def topics_group() -> None:
               help="Replication factor for new topics [default: the brokers' default.replication.factor, "
                    "else the number of live brokers, at most 3].")
 def topics_create(replication: int | None) -> None:
-    """Create every topic of the catalog that is missing (idempotent)."""
-    from topics.admin import create_topics
+    """Create every topic of the catalog that is missing (idempotent), and set every topic's retention
+    (cleanup.policy, retention.ms, delete.retention.ms) to the catalog's where the cluster differs."""
+    from topics.admin import apply_retention, create_topics
 
     settings = load()
     created = create_topics(settings, replication=replication)
@@ -32,6 +33,8 @@ def topics_create(replication: int | None) -> None:
     click.echo(f"{len(created)} topic(s) created, {total - len(created)} already present")
     for name in created:
         click.echo(f"  + {name}")
+    for change in apply_retention(settings):
+        click.echo(f"  ~ {change}")
 
 
 @topics_group.command("list")

@@ -14,16 +14,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from core.errors import PlaylogError
+from core.pii import PII_FIELDS, seal_event
 from core.settings import Settings
 from schemas.codec import Codec, default_codec
 from topics.client_log import client_logger
 from topics.deadletter import DEADLETTER_TOPIC, deadletter_headers, deadletter_record
 from topics.topic_catalog import key_of, topic_of
+
+if TYPE_CHECKING:
+    from topics.pii_keys import PiiKeyStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class EventProducer:
         self._producer = Producer(producer_config(settings, **config))
         self.delivered = 0
         self.failed: list[str] = []
+        self._pii_keys: PiiKeyStore | None = None
 
     @property
     def config(self) -> dict:
@@ -103,8 +108,23 @@ class EventProducer:
         self._producer.poll(0)
 
     def produce(self, event: dict) -> None:
-        """Encode and produce an event to its topic, keyed as events.md says."""
-        self.produce_raw(self.prefix + topic_of(event["type"]), self.codec.encode(event), key_of(event))
+        """Encode and produce an event to its topic, keyed as events.md says. Personal fields
+        (core/pii.py PII_FIELDS) are sealed with the user's key first, so they never leave in clear;
+        a ``user.erasure_requested`` shreds the user's keys once produced (topics/pii_keys.py)."""
+        etype = event["type"]
+        if etype in PII_FIELDS:
+            event = seal_event(event, self.pii_keys().key_for)
+        self.produce_raw(self.prefix + topic_of(etype), self.codec.encode(event), key_of(event))
+        if etype == "user.erasure_requested":
+            self.pii_keys().shred(event["user_id"])
+
+    def pii_keys(self) -> PiiKeyStore:
+        """This producer's view of the PII key store (read on first use)."""
+        if self._pii_keys is None:
+            from topics.pii_keys import PiiKeyStore
+
+            self._pii_keys = PiiKeyStore(self.settings, self._producer)
+        return self._pii_keys
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports; PlaylogError if a record failed to deliver."""

@@ -30,6 +30,8 @@ class TopicSpec:
     doc: str
     derived: bool = False
     max_message_bytes: int | None = None  # a topic whose records may outgrow the broker's default (1 MiB)
+    retention_reason: str = ""  # why this retention (or compaction): every catalog topic states one
+    delete_retention_ms: int | None = None  # compacted topics: how long a tombstone stays after compaction
 
     def full_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -38,9 +40,17 @@ class TopicSpec:
         cfg = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
         if self.cleanup_policy == "compact":
             cfg["min.cleanable.dirty.ratio"] = "0.1"
+        if self.delete_retention_ms is not None:
+            cfg["delete.retention.ms"] = str(self.delete_retention_ms)
         if self.max_message_bytes:
             cfg["max.message.bytes"] = str(self.max_message_bytes)
         return cfg
+
+    def retention_config(self) -> dict[str, str]:
+        """The configs that say how long records stay: what ``playlog topics create`` sets on existing
+        topics too (:func:`topics.admin.apply_retention`)."""
+        keys = ("cleanup.policy", "retention.ms", "delete.retention.ms")
+        return {k: v for k, v in self.config().items() if k in keys}
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +67,8 @@ def load_catalog(path: Path = CATALOG_PATH) -> tuple[TopicSpec, ...]:
             doc=r["doc"],
             derived=r.get("derived", False),
             max_message_bytes=r.get("max_message_bytes"),
+            retention_reason=r["retention_reason"],
+            delete_retention_ms=r.get("delete_retention_ms"),
         )
         for r in rows
     )
