@@ -13,11 +13,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.pii import PII_FIELDS, is_sealed, open_event
 from core.settings import load
 from schemas.codec import default_codec
 from tests.support.events import event_strategy
 from topics.admin import create_topics, describe_topics
 from topics.consumer import iter_records
+from topics.pii_keys import PiiKeyStore
 from topics.producer import EventProducer, dead_letter
 from topics.topic_catalog import key_of, load_catalog, topic_of
 
@@ -36,6 +38,16 @@ def _one_of_each_type() -> list[dict]:
         obj["event_id"] = f"e-{i}-{t}"
         out.append(codec.from_json(obj))
     return out
+
+
+def _opened(settings, events: list[dict]) -> list[dict]:
+    """The consumed events with their personal fields opened by the user's key (core/pii.py), after
+    checking that every personal field travelled sealed (never in clear on the topic)."""
+    keys = PiiKeyStore(settings)
+    for ev in events:
+        for f in PII_FIELDS.get(ev["type"], ()):
+            assert ev.get(f) is None or is_sealed(ev[f]), (ev["type"], f, ev[f])
+    return [open_event(ev, keys.lookup) for ev in events]
 
 
 def _read_all(settings, names: list[str]) -> list:
@@ -83,6 +95,7 @@ def test_every_event_type_round_trips_through_kafka(kafka_env) -> None:
         assert r.key.decode() == key_of(ev)
         assert r.topic == kafka_env.topic_prefix + topic_of(ev["type"])
     assert len(records) == len(sent)
+    got = {e["event_id"]: e for e in _opened(kafka_env, list(got.values()))}
     for ev in sent:
         assert got[ev["event_id"]] == ev
     assert {e["type"] for e in got.values()} == set(codec.event_types)
@@ -204,7 +217,8 @@ def test_produce_emit_and_consume_cli(kafka_env, tmp_path: Path) -> None:
     assert _cli(["produce", str(src)], env).returncode == 0
     proc = _cli(["consume", "users"], env)
     assert proc.returncode == 0, proc.stderr
-    consumed = [orjson.loads(x) for x in proc.stdout.split("\n") if x]
+    consumed = [codec.to_json(e) for e in _opened(kafka_env, [codec.from_json(orjson.loads(x))
+                                                              for x in proc.stdout.split("\n") if x])]
     assert sorted(consumed, key=lambda e: e["event_id"]) == sorted(
         (e for e in events if topic_of(e["type"]) == "users"), key=lambda e: e["event_id"])
 
@@ -238,7 +252,8 @@ def test_broker_restart_keeps_data(tmp_path: Path, monkeypatch) -> None:
         assert broker.proc.returncode is not None
         broker.start(timeout=120)
         names = sorted({s.topic_prefix + topic_of(e["type"]) for e in sent})
-        got = sorted((codec.decode(r.value) for r in iter_records(s, names)), key=lambda e: e["event_id"])
+        got = sorted(_opened(s, [codec.decode(r.value) for r in iter_records(s, names)]),
+                     key=lambda e: e["event_id"])
         assert got == sorted(sent, key=lambda e: e["event_id"])
     finally:
         broker.stop()
