@@ -33,7 +33,7 @@ INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _obj({"status": INT, "message": STR})}),
+    "Error": _obj({"error": _obj({"status": INT, "message": STR}, {"reason": STR})}),
     "ArtistRef": _obj({"id": STR, "name": _nullable(STR), "type": {"type": "string", "enum": ["artist"]}, "uri": STR, "href": STR}),
     "Artist": {"allOf": [_ref("ArtistRef"), _obj({"genres": {"type": "array", "items": STR}})]},
     "Album": _obj(
@@ -59,6 +59,16 @@ SCHEMAS: dict[str, Any] = {
     }),
     "Device": _obj({"id": STR, "is_active": BOOL, "name": _nullable(STR), "type": _nullable(STR),
                     "volume_percent": _nullable(INT)}),
+    "TrackPage": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("TrackRef")}})]},
+    "AlbumPage": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Album")}})]},
+    "Devices": _obj({"devices": {"type": "array", "items": _ref("Device")}}),
+    "User": _obj({"id": STR, "type": {"type": "string", "enum": ["user"]}, "uri": STR, "href": STR,
+                  "display_name": _nullable(STR), "country": _nullable(STR), "product": _nullable(STR)}),
+    "Queue": _obj({"currently_playing": _nullable(_ref("TrackRef")),
+                   "queue": {"type": "array", "items": _ref("TrackRef")}}),
+    "TrackRef": _obj({"id": STR, "type": {"type": "string", "enum": ["track"]}, "uri": STR}),
+    "CurrentlyPlaying": _obj({"timestamp": INT, "progress_ms": INT, "is_playing": BOOL,
+                              "item": _nullable(_ref("Track")), "currently_playing_type": STR}),
     "PlaybackState": _obj({
         "device": _ref("Device"), "timestamp": INT, "progress_ms": INT, "is_playing": BOOL,
         "item": _nullable(_ref("Track")), "context": _nullable(_obj({"uri": STR})),
@@ -115,6 +125,8 @@ SCHEMAS: dict[str, Any] = {
                       {"position": {"type": "integer", "minimum": 0}, "snapshot_id": STR}),
     "RemoveTracks": _obj({"tracks": {"type": "array", "items": _obj({"uri": STR}), "minItems": 1, "maxItems": 100}},
                          {"snapshot_id": STR}),
+    "RemoveItems": _obj({"items": {"type": "array", "items": _obj({"uri": STR}), "minItems": 1, "maxItems": 100}},
+                        {"snapshot_id": STR}),
     "ReorderTracks": {
         "type": "object",
         "properties": {"range_start": {"type": "integer", "minimum": 0},
@@ -173,7 +185,32 @@ def _op(op_id: str, summary: str, responses: dict, *, params: list | None = None
 
 NO_CONTENT = {"204": _resp("Done")}
 WRITE_ERRORS = ("400", "401", "403", "404", "409", "413", "503")
+IDS = _q("ids", STR, True, "Comma-separated ids")
+PAGING = [_q("limit", {"type": "integer", "minimum": 1, "maximum": 50}),
+          _q("offset", {"type": "integer", "minimum": 0, "maximum": 2147483647})]
 DEVICE = _q("device_id", STR, description="Target device (default: the active one)")
+
+
+def _playlist_items(suffix: str, remove_schema: str) -> dict:
+    """The ``/v1/playlists/{id}/tracks`` (before Feb 2026) or ``/items`` operations (same handlers)."""
+    pid = _p("id")
+    return {
+        "get": _op(f"getPlaylist{suffix}", "A page of the playlist's entries",
+                   {"200": _resp("Entries", _ref("Page"))},
+                   params=[pid, _q("limit", {"type": "integer", "minimum": 1, "maximum": 100}), PAGING[1]]),
+        "post": _op(f"add{suffix}", "Add tracks ({\"uris\": [...]} or a bare array of uris)",
+                    {"201": _resp("New snapshot", _ref("Snapshot"))},
+                    params=[pid, _q("uris", STR), _q("position", {"type": "integer", "minimum": 0})],
+                    body={"required": False, "content": {JSON: {"schema": {"anyOf": [
+                        _ref("AddTracks"), {"type": "array", "items": STR, "minItems": 1, "maxItems": 100}]}}}},
+                    errors=WRITE_ERRORS),
+        "delete": _op(f"remove{suffix}", "Remove every occurrence of tracks",
+                      {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[pid],
+                      body=_body(remove_schema), errors=WRITE_ERRORS),
+        "put": _op(f"reorder{suffix}", "Reorder (range_start/insert_before/range_length) or replace (uris)",
+                   {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[pid],
+                   body=_body("ReorderTracks"), errors=WRITE_ERRORS),
+    }
 
 
 def spec(server_url: str | None = None) -> dict:
@@ -190,9 +227,62 @@ def spec(server_url: str | None = None) -> dict:
         "/v1/tracks/{id}": {"get": _op(
             "getTrack", "A track (alias ids resolve to the canonical track, with linked_from)",
             {"200": _resp("The track", _ref("Track"))}, params=[_p("id"), market])},
+        "/v1/tracks": {"get": _op(
+            "getSeveralTracks", "Tracks by id (null for an unknown id)",
+            {"200": _resp("Tracks", _obj({"tracks": {"type": "array", "items": _nullable(_ref("Track"))}}))},
+            params=[IDS, market])},
+        "/v1/tracks/": {"get": _op(
+            "getSeveralTracksSlash", "Tracks by id (null for an unknown id)",
+            {"200": _resp("Tracks", _obj({"tracks": {"type": "array", "items": _nullable(_ref("Track"))}}))},
+            params=[IDS, market])},
+        "/v1/albums/{id}": {"get": _op(
+            "getAlbum", "An album with its first page of tracks", {"200": _resp("The album", _ref("Album"))},
+            params=[_p("id"), market])},
+        "/v1/albums": {"get": _op(
+            "getSeveralAlbums", "Albums by id (null for an unknown id)",
+            {"200": _resp("Albums", _obj({"albums": {"type": "array", "items": _nullable(_ref("Album"))}}))},
+            params=[IDS, market])},
+        "/v1/albums/": {"get": _op(
+            "getSeveralAlbumsSlash", "Albums by id (null for an unknown id)",
+            {"200": _resp("Albums", _obj({"albums": {"type": "array", "items": _nullable(_ref("Album"))}}))},
+            params=[IDS, market])},
+        "/v1/albums/{id}/tracks": {"get": _op(
+            "getAlbumTracks", "An album's tracks (paged)", {"200": _resp("Tracks", _ref("TrackPage"))},
+            params=[_p("id"), market, *PAGING])},
+        "/v1/albums/{id}/tracks/": {"get": _op(
+            "getAlbumTracksSlash", "An album's tracks (paged; the path spotipy sends)",
+            {"200": _resp("Tracks", _ref("TrackPage"))}, params=[_p("id"), market, *PAGING])},
+        "/v1/artists/{id}": {"get": _op(
+            "getArtist", "An artist", {"200": _resp("The artist", _ref("Artist"))}, params=[_p("id")])},
+        "/v1/artists": {"get": _op(
+            "getSeveralArtists", "Artists by id (null for an unknown id)",
+            {"200": _resp("Artists", _obj({"artists": {"type": "array", "items": _nullable(_ref("Artist"))}}))},
+            params=[IDS])},
+        "/v1/artists/": {"get": _op(
+            "getSeveralArtistsSlash", "Artists by id (null for an unknown id)",
+            {"200": _resp("Artists", _obj({"artists": {"type": "array", "items": _nullable(_ref("Artist"))}}))},
+            params=[IDS])},
+        "/v1/artists/{id}/top-tracks": {"get": _op(
+            "getArtistTopTracks", "The artist's 10 most streamed tracks",
+            {"200": _resp("Tracks", _obj({"tracks": {"type": "array", "items": _ref("Track")}}))},
+            params=[_p("id"), market])},
+        "/v1/artists/{id}/albums": {"get": _op(
+            "getArtistAlbums", "The artist's albums (paged)", {"200": _resp("Albums", _ref("AlbumPage"))},
+            params=[_p("id"), *PAGING])},
         "/v1/me/player/play": {"put": _op(
             "startPlayback", "Start/resume playback (rights checked for the user's country)", NO_CONTENT,
             params=[DEVICE], body=_body("PlayRequest", required=False), errors=WRITE_ERRORS)},
+        "/v1/me": {"get": _op("getCurrentUser", "The token user's profile",
+                              {"200": _resp("The user", _ref("User"))}, errors=("401", "403"))},
+        "/v1/me/": {"get": _op("getCurrentUserSlash", "The token user's profile (the path spotipy sends)",
+                               {"200": _resp("The user", _ref("User"))}, errors=("401", "403"))},
+        "/v1/me/player/devices": {"get": _op(
+            "getDevices", "The user's registered devices (is_active for the player's active one)",
+            {"200": _resp("Devices", _ref("Devices"))}, errors=("401",))},
+        "/v1/me/player/currently-playing": {"get": _op(
+            "getCurrentlyPlaying", "The playing track (204 when nothing is playing)",
+            {"200": _resp("Currently playing", _ref("CurrentlyPlaying")), "204": _resp("No playback")},
+            errors=("401",))},
         "/v1/me/player": {
             "get": _op("getPlaybackState", "The player state (204 when nothing is playing)",
                        {"200": _resp("Playback state", _ref("PlaybackState")), "204": _resp("No playback")},
@@ -209,9 +299,11 @@ def spec(server_url: str | None = None) -> dict:
                                            errors=WRITE_ERRORS)},
         "/v1/me/player/previous": {"post": _op("skipPrevious", "Skip to previous", NO_CONTENT, params=[DEVICE],
                                                errors=WRITE_ERRORS)},
-        "/v1/me/player/queue": {"post": _op(
-            "addToQueue", "Add a track to the queue", NO_CONTENT,
-            params=[_q("uri", {"type": "string"}, True), DEVICE], errors=WRITE_ERRORS)},
+        "/v1/me/player/queue": {
+            "get": _op("getQueue", "The current track and the upcoming queue",
+                       {"200": _resp("Queue", _ref("Queue"))}, errors=("401",)),
+            "post": _op("addToQueue", "Add a track to the queue", NO_CONTENT,
+                        params=[_q("uri", {"type": "string"}, True), DEVICE], errors=WRITE_ERRORS)},
         "/v1/me/player/volume": {"put": _op(
             "setVolume", "Set the volume of a device", NO_CONTENT,
             params=[_q("volume_percent", {"type": "integer", "minimum": 0, "maximum": 100}, True), DEVICE],
@@ -247,17 +339,14 @@ def spec(server_url: str | None = None) -> dict:
             errors=WRITE_ERRORS)},
         "/v1/playlists/{id}": {"get": _op(
             "getPlaylist", "A playlist", {"200": _resp("Playlist", _ref("Playlist"))}, params=[_p("id")])},
-        "/v1/playlists/{id}/tracks": {
-            "post": _op("addTracks", "Add tracks", {"201": _resp("New snapshot", _ref("Snapshot"))},
-                        params=[_p("id"), _q("uris", STR), _q("position", {"type": "integer", "minimum": 0})],
-                        body=_body("AddTracks", required=False), errors=WRITE_ERRORS),
-            "delete": _op("removeTracks", "Remove every occurrence of tracks",
-                          {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[_p("id")],
-                          body=_body("RemoveTracks"), errors=WRITE_ERRORS),
-            "put": _op("reorderTracks", "Reorder (range_start/insert_before/range_length) or replace (uris)",
-                       {"200": _resp("New snapshot", _ref("Snapshot"))}, params=[_p("id")],
-                       body=_body("ReorderTracks"), errors=WRITE_ERRORS),
-        },
+        "/v1/playlists/{id}/tracks": _playlist_items("Tracks", "RemoveTracks"),
+        "/v1/playlists/{id}/items": _playlist_items("Items", "RemoveItems"),
+        "/v1/me/playlists": {
+            "get": _op("getMyPlaylists", "The token user's playlists (paged)",
+                       {"200": _resp("Playlists", _ref("Page"))}, params=PAGING, errors=("400", "401")),
+            "post": _op("createMyPlaylist", "Create a playlist for the token user",
+                        {"201": _resp("Created", _ref("Playlist"))}, body=_body("CreatePlaylist"),
+                        errors=WRITE_ERRORS)},
         privacy_openapi.PATH: {"get": _op(privacy_openapi.OPERATION_ID, privacy_openapi.SUMMARY,
                                           {"200": _resp("The export", privacy_openapi.EXPORT_SCHEMA)},
                                           errors=("401",))},

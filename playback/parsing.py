@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from playback.ids import internal_id
 from schemas.codec import INT_MAX, MAX_ARRAY_ITEMS, MAX_ID_CHARS, MAX_TEXT_CHARS  # noqa: F401 - the routes' bounds
 
 MAX_BODY = 1 << 20
@@ -42,7 +43,13 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:
-    resp = json_response({"error": {"status": status, "message": message}, **extra}, status)
+    """Spotify's error object: ``{"error": {"status", "message"[, "reason"]}}``; a ``reason`` (e.g. the
+    player's ``NO_ACTIVE_DEVICE``) sits inside ``error`` as in Spotify's ``PlayerError``, other extra
+    fields at the top level."""
+    error: dict[str, Any] = {"status": status, "message": message}
+    if "reason" in extra:
+        error["reason"] = extra.pop("reason")
+    resp = json_response({"error": error, **extra}, status)
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="playlog"'
     return resp
@@ -119,13 +126,19 @@ def valid_id(value: Any, what: str = "id") -> str:
 
 
 def parse_uri(uri: Any, kinds: tuple[str, ...] = ("track",)) -> tuple[str, str]:
-    """``spotify:<kind>:<id>`` or ``playlog:<kind>:<id>`` -> (kind, id)."""
+    """``spotify:<kind>:<id>`` or ``playlog:<kind>:<id>`` -> (kind, internal id); a public alias
+    (playback/ids.py) is decoded."""
     if not isinstance(uri, str):
         raise ApiError(400, "Invalid uri: expected a string")
     parts = uri.split(":")
     if len(parts) != 3 or parts[0] not in ("spotify", "playlog") or parts[1] not in kinds or not parts[2]:
         raise ApiError(400, f"Invalid {'/'.join(kinds)} uri: {uri[:80]!r}")
-    return parts[1], valid_id(parts[2])
+    return parts[1], valid_id(internal_id(parts[2]))
+
+
+def path_id(request: web.Request, name: str = "id", what: str = "id") -> str:
+    """Path parameter ``name`` as an internal id: a public alias (playback/ids.py) is decoded."""
+    return valid_id(internal_id(request.match_info[name]), what)
 
 
 def parse_market(request: web.Request) -> str | None:

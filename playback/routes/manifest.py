@@ -25,7 +25,7 @@ from aiohttp import web
 from playback import hls
 from playback import manifest as builder
 from playback.grants import trust_of
-from playback.parsing import ApiError, user_id, valid_id
+from playback.parsing import ApiError, path_id, user_id
 from playback.service import PlaybackApi, api_of
 from playback.signing import TERRITORY_RE
 
@@ -56,7 +56,7 @@ def _playable(request: web.Request) -> Playable:
     """Resolve the track and check the user's rights: 403 for an unknown track or one not playable in
     the user's country, 404 when no audio is encoded for it yet."""
     api = api_of(request)
-    track_id = valid_id(request.match_info["track_id"])
+    track_id = path_id(request, "track_id")
     user = api.user(request)
     canon = api.replica.canonical_id(track_id)
     if canon is None:

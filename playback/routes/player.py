@@ -46,7 +46,7 @@ def _device(request: web.Request, user: dict, state: dict | None, body: dict | N
         return state["active_device"]
     if devices:
         return sorted(devices)[0]
-    raise ApiError(404, "No active device found")
+    raise ApiError(404, "Player command failed: No active device found", reason="NO_ACTIVE_DEVICE")
 
 
 async def _command(api: PlaybackApi, uid: str, event: dict) -> None:
@@ -86,8 +86,8 @@ async def play(request: web.Request) -> web.Response:
             raise ApiError(400, "Invalid uris: expected 1 to 100 track uris")
         raw_ids = [parse_uri(u)[1] for u in uris]
     elif "context_uri" in body:
-        context_uri = body["context_uri"]
-        kind, ctx_id = parse_uri(context_uri, ("album", "playlist", "artist"))
+        kind, ctx_id = parse_uri(body["context_uri"], ("album", "playlist", "artist"))
+        context_uri = f"{body['context_uri'].split(':')[0]}:{kind}:{ctx_id}"  # internal id (playback/ids.py)
         raw_ids = _context_tracks(api, kind, ctx_id)
         if not raw_ids:
             raise ApiError(404, f"Context not found or empty: {context_uri}")
@@ -136,6 +136,35 @@ async def get_player(request: web.Request) -> web.Response:
     user = api.replica.users.get(uid)
     now_ms = api.now_ms()
     return json_response(render.playback_state(api.replica, base_url(request), user, state, now_ms))
+
+
+@routes.get("/v1/me/player/currently-playing", allow_head=False)
+async def currently_playing(request: web.Request) -> web.Response:
+    """The playback state's track part (204 when nothing is playing), as Spotify answers it."""
+    api = api_of(request)
+    uid = user_id(request)
+    state = api.replica.player_state(uid)
+    if state is None or state.get("item") is None or state.get("active_device") is None:
+        return web.Response(status=204)
+    user = api.replica.users.get(uid)
+    full = render.playback_state(api.replica, base_url(request), user, state, api.now_ms())
+    keep = ("context", "timestamp", "progress_ms", "is_playing", "item", "currently_playing_type", "actions")
+    return json_response({k: full[k] for k in keep})
+
+
+@routes.get("/v1/me/player/devices", allow_head=False)
+async def get_devices(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    return json_response(render.device_list(api.replica.users.get(uid), api.replica.player_state(uid)))
+
+
+@routes.get("/v1/me/player/queue", allow_head=False)
+async def get_queue(request: web.Request) -> web.Response:
+    api = api_of(request)
+    uid = user_id(request)
+    return json_response(render.queue_object(api.replica, base_url(request), api.replica.users.get(uid),
+                                             api.replica.player_state(uid), api.now_ms()))
 
 
 @routes.put("/v1/me/player")

@@ -25,10 +25,12 @@ from playback.parsing import (
     bool_field,
     int_field,
     int_param,
+    json_body,
     json_object,
     json_response,
     new_id,
     parse_uri,
+    path_id,
     user_id,
     valid_id,
 )
@@ -39,7 +41,7 @@ routes = web.RouteTableDef()
 
 
 def _playlist(api: PlaybackApi, request: web.Request) -> dict:
-    state = api.replica.playlist_state(valid_id(request.match_info["id"]))
+    state = api.replica.playlist_state(path_id(request))
     if state is None:
         raise ApiError(404, "Playlist not found")
     return state
@@ -80,11 +82,20 @@ def _track_ids(api: PlaybackApi, uris: Any) -> list[str]:
 
 @routes.post("/v1/users/{user_id}/playlists")
 async def create_playlist(request: web.Request) -> web.Response:
-    api = api_of(request)
     uid = user_id(request)
     owner = valid_id(request.match_info["user_id"], "user id")
     if owner != uid:
         raise ApiError(403, "You cannot create a playlist for another user")
+    return await _create(request, uid)
+
+
+@routes.post("/v1/me/playlists")
+async def create_my_playlist(request: web.Request) -> web.Response:
+    return await _create(request, user_id(request))
+
+
+async def _create(request: web.Request, uid: str) -> web.Response:
+    api = api_of(request)
     body = await json_object(request)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 300:
@@ -108,11 +119,15 @@ async def get_playlist(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/playlists/{id}/tracks")
+@routes.post("/v1/playlists/{id}/items")
 async def add_tracks(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
     state = _playlist(api, request)
-    body = await json_object(request, required=False)
+    raw = await json_body(request, required=False)
+    body = {"uris": raw} if isinstance(raw, list) else raw if raw is not None else {}  # a bare array of uris
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object or an array of uris")
     uris = body.get("uris")
     if uris is None and request.query.get("uris"):
         uris = request.query["uris"].split(",")
@@ -126,14 +141,15 @@ async def add_tracks(request: web.Request) -> web.Response:
 
 
 @routes.delete("/v1/playlists/{id}/tracks")
+@routes.delete("/v1/playlists/{id}/items")
 async def remove_tracks(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
     state = _playlist(api, request)
     body = await json_object(request)
-    tracks = body.get("tracks")
+    tracks = body.get("items", body.get("tracks"))  # "items" since Feb 2026, "tracks" before
     if not isinstance(tracks, list) or not 0 < len(tracks) <= 100 or not all(isinstance(t, dict) for t in tracks):
-        raise ApiError(400, 'Expected "tracks": [{"uri": ...}, ...] (1 to 100)')
+        raise ApiError(400, 'Expected "items" (or "tracks"): [{"uri": ...}, ...] (1 to 100)')
     ids = [parse_uri(t.get("uri"))[1] for t in tracks]
     ids = [api.replica.canonical_id(t) or t for t in ids]
     _check_snapshot(body, state)
@@ -142,6 +158,7 @@ async def remove_tracks(request: web.Request) -> web.Response:
 
 
 @routes.put("/v1/playlists/{id}/tracks")
+@routes.put("/v1/playlists/{id}/items")
 async def reorder_tracks(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
@@ -165,3 +182,38 @@ async def reorder_tracks(request: web.Request) -> web.Response:
               for name, default in (("range_start", REQUIRED), ("insert_before", REQUIRED), ("range_length", 1))}
     event = api.event("playlist.tracks_moved", playlist_id=pid, user_id=uid, **fields)
     return await _edit(api, state, event, 200)
+
+
+@routes.get("/v1/playlists/{id}/tracks", allow_head=False)
+@routes.get("/v1/playlists/{id}/items", allow_head=False)
+async def get_playlist_items(request: web.Request) -> web.Response:
+    """A page of the playlist's entries (``limit`` 1..50, default 20 on /items, 100 max on /tracks)."""
+    api = api_of(request)
+    state = _playlist(api, request)
+    limit = int_param(request, "limit", 20, 1, 100)
+    offset = int_param(request, "offset", 0, 0, INT_MAX)
+    kind = request.path.rsplit("/", 1)[1]
+    obj = render.playlist_object(api.replica, base_url(request), state, api.now_ms())
+    entries = obj["tracks"]["items"]
+    return json_response(render.page(f"{base_url(request)}/v1/playlists/{obj['id']}/{kind}",
+                                     entries[offset:offset + limit], offset, limit, len(entries)))
+
+
+@routes.get("/v1/me/playlists", allow_head=False)
+async def my_playlists(request: web.Request) -> web.Response:
+    """The playlists the token user owns, in id order (paged)."""
+    api = api_of(request)
+    uid = user_id(request)
+    limit = int_param(request, "limit", 20, 1, 50)
+    offset = int_param(request, "offset", 0, 0, INT_MAX)
+    base, now_ms = base_url(request), api.now_ms()
+    pids = api.replica.playlists_of(uid)
+    items = []
+    for pid in pids[offset:offset + limit]:
+        state = api.replica.playlist_state(pid)
+        if state is not None:
+            obj = render.playlist_object(api.replica, base, state, now_ms)
+            for key in ("tracks", "items"):
+                obj[key] = {"href": obj[key]["href"], "total": obj[key]["total"]}
+            items.append(obj)
+    return json_response(render.page(f"{base}/v1/me/playlists", items, offset, limit, len(pids)))

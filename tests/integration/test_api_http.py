@@ -34,6 +34,7 @@ K1 = ("k1", "old-key-still-valid-0123456789")
 K2 = ("k2", "new-key-now-at-the-cdn-012345")
 RETIRED = ("k0", "retired-key-not-at-the-cdn-01")
 AUDIO_TRACK = "trk-0-0000000"
+AUDIO_TRACK_ID = "0z9yyn3xC9P83iEdfKOe"  # its public id (playback/ids.py: base62 of b"\x01" + the id)
 TOKEN_SECRET = "api-http-test-token-secret"
 
 
@@ -173,13 +174,13 @@ def test_token_search_track_play_player_manifest_and_every_segment_from_the_cdn(
     query = " ".join(typo if w == longest else w for w in words)
     status, found = stack.api("GET", "/v1/search?" + urlencode({"q": query, "type": "track", "limit": 50}), tok)
     assert status == 200
-    assert AUDIO_TRACK in [t["id"] for t in found["tracks"]["items"]]
+    assert AUDIO_TRACK_ID in [t["id"] for t in found["tracks"]["items"]]
 
     status, _ = stack.api("PUT", "/v1/me/player/play?device_id=phone", tok,
                           {"uris": [f"spotify:track:{AUDIO_TRACK}"], "position_ms": 1000})
     assert status == 204
     status, player = stack.api("GET", "/v1/me/player", tok)  # read-your-writes: at once
-    assert status == 200 and player["item"]["id"] == AUDIO_TRACK and player["is_playing"] is True
+    assert status == 200 and player["item"]["id"] == AUDIO_TRACK_ID and player["is_playing"] is True
     assert player["device"]["id"] == "phone" and player["progress_ms"] >= 1000
 
     status, manifest = stack.api("GET", f"/v1/playback/{AUDIO_TRACK}/manifest", tok)
@@ -209,7 +210,7 @@ def test_token_search_track_play_player_manifest_and_every_segment_from_the_cdn(
 
     # the player confirms through the worker and the view topic: the pending overlay drains
     status, player = stack.api("GET", "/v1/me/player", tok)
-    assert player["item"]["id"] == AUDIO_TRACK
+    assert player["item"]["id"] == AUDIO_TRACK_ID
 
 
 def test_free_tier_gets_rungs_up_to_160_kbps(stack: Stack) -> None:

@@ -283,7 +283,7 @@ def test_manifest_rungs_per_tier_gain_and_signed_urls(world: World) -> None:
         status, body = await call(c, "GET", "/v1/playback/t2/manifest", world.token("u1"))
         assert status == 404  # licensed, but no audio encoded
         status, body = await call(c, "GET", "/v1/playback/t3/manifest", world.token("u1"))
-        assert status == 403 and body["reason"].startswith("track is taken down")
+        assert status == 403 and body["error"]["reason"].startswith("track is taken down")
 
     run(world, scenario)
 
@@ -413,5 +413,143 @@ def test_openapi_lists_every_route_and_metrics_have_latency_histograms(world: Wo
         assert 'playlog_api_replica_documents{view="tracks"} 4.0' in text
         status, body = await call(c, "GET", "/nope")
         assert status == 404 and body["error"]["status"] == 404
+
+    run(world, scenario)
+
+
+def test_non_alphanumeric_ids_are_served_under_a_base62_alias(world: World) -> None:
+    world.feed([ev("artist.ingested", artist_id="art-9", name="Kestrel Nine", genres=["rock"]),
+                ev("album.ingested", album_id="alb-9", title="Hollow Sky", artist_ids=["art-9"],
+                   release_date="2024-02-02", label="L", artwork_uri=None),
+                track("trk-9", "Quiet Engine", "ISRC9", artist="art-9", album="alb-9"),
+                rights("trk-9", "DE")])
+    # expected alias computed independently: base62 of b"\x01" + b"trk-9" after the "0z" marker
+    n, digits = int.from_bytes(b"\x01trk-9", "big"), ""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    while n:
+        n, r = divmod(n, 62)
+        digits = alphabet[r] + digits
+    alias = "0z" + digits
+
+    async def scenario(c: TestClient) -> None:
+        tok = world.token("u1")
+        status, body = await call(c, "GET", f"/v1/tracks/{alias}", tok)
+        assert status == 200 and body["name"] == "Quiet Engine"
+        assert body["id"] == alias and body["uri"] == f"spotify:track:{alias}"
+        assert body["href"].endswith(f"/v1/tracks/{alias}") and "linked_from" not in body
+        assert body["album"]["id"].isalnum() and body["artists"][0]["id"].isalnum()
+        assert body["album"]["id"] != "alb-9"
+        status, body = await call(c, "GET", "/v1/search?q=quiet%20engine&type=track", tok)
+        assert [t["id"] for t in body["tracks"]["items"]] == [alias]
+        status, _ = await call(c, "PUT", "/v1/me/player/play?device_id=d1", tok,
+                               json={"uris": [f"spotify:track:{alias}"]})
+        assert status == 204
+        assert world.publisher.events[-1]["track_ids"] == ["trk-9"]  # events keep the internal id
+        status, body = await call(c, "GET", "/v1/me/player", tok)
+        assert body["item"]["id"] == alias
+
+    run(world, scenario)
+
+
+def test_search_links_percent_encode_q_and_player_errors_carry_reason_inside_error(world: World) -> None:
+    async def scenario(c: TestClient) -> None:
+        tok = world.token("u1")
+        status, body = await call(c, "GET", "/v1/search?q=a%26b%20c%23&type=track&limit=1", tok)
+        assert status == 200
+        assert "q=a%26b%20c%23&type=track&offset=0&limit=1" in body["tracks"]["href"]
+        # a user with no device: the player has nothing to act on
+        world.feed([ev("user.registered", user_id="u9", country="DE", product="premium", display_name="U9")])
+        status, body = await call(c, "PUT", "/v1/me/player/pause", world.token("u9"))
+        assert status == 404 and body["error"]["reason"] == "NO_ACTIVE_DEVICE" and "reason" not in body
+
+    run(world, scenario)
+
+
+def test_me_devices_currently_playing_and_queue(world: World) -> None:
+    async def scenario(c: TestClient) -> None:
+        tok = world.token("u1")
+        status, body = await call(c, "GET", "/v1/me", tok)
+        assert status == 200 and body["id"] == "u1" and body["country"] == "DE"
+        assert body["product"] == "premium" and body["display_name"] == "U1"
+        assert (await call(c, "GET", "/v1/me", world.token("nobody")))[0] == 403
+        status, body = await call(c, "GET", "/v1/me/player/devices", tok)
+        assert status == 200
+        assert [(d["id"], d["name"], d["type"], d["is_active"]) for d in body["devices"]] == [
+            ("d1", "Phone", "phone", False), ("d2", "Kitchen", "speaker", False)]
+        assert (await call(c, "GET", "/v1/me/player/currently-playing", tok))[0] == 204
+        assert (await call(c, "GET", "/v1/me/player/queue", tok))[1] == {"currently_playing": None, "queue": []}
+        status, _ = await call(c, "PUT", "/v1/me/player/play", tok,
+                               json={"uris": ["spotify:track:t1", "spotify:track:t2"]}, params={"device_id": "d2"})
+        assert status == 204
+        body = (await call(c, "GET", "/v1/me/player/devices", tok))[1]
+        assert {d["id"]: d["is_active"] for d in body["devices"]} == {"d1": False, "d2": True}
+        status, body = await call(c, "GET", "/v1/me/player/currently-playing", tok)
+        assert status == 200 and body["item"]["id"] == "t1" and body["is_playing"] is True
+        assert "device" not in body
+        status, body = await call(c, "GET", "/v1/me/player/queue", tok)
+        assert body["currently_playing"]["id"] == "t1" and [t["id"] for t in body["queue"]] == ["t2"]
+
+    run(world, scenario)
+
+
+def test_albums_artists_top_tracks_and_paging(world: World) -> None:
+    async def scenario(c: TestClient) -> None:
+        tok = world.token("u1")
+        status, body = await call(c, "GET", "/v1/albums/al1", tok)
+        assert status == 200 and body["name"] == "Northern Lights" and body["total_tracks"] == 3  # t1 (t1b its alias), t2, t3
+        assert [t["id"] for t in body["tracks"]["items"]] == ["t1", "t2", "t3"]
+        assert [t["track_number"] for t in body["tracks"]["items"]] == [1, 2, 3]
+        assert body["external_urls"]["spotify"].endswith("/album/al1")
+        status, body = await call(c, "GET", "/v1/albums/al1/tracks?limit=2&offset=2", tok)
+        assert [t["id"] for t in body["items"]] == ["t3"] and body["total"] == 3 and body["next"] is None
+        assert body["previous"].endswith("/v1/albums/al1/tracks?offset=0&limit=2")
+        status, body = await call(c, "GET", "/v1/albums/al1/tracks?limit=1", tok)
+        assert body["next"].endswith("/v1/albums/al1/tracks?offset=1&limit=1") and body["previous"] is None
+        assert (await call(c, "GET", "/v1/albums/nope", tok))[0] == 404
+        status, body = await call(c, "GET", "/v1/albums?ids=al1,nope", tok)
+        assert body["albums"][0]["id"] == "al1" and body["albums"][1] is None
+        status, body = await call(c, "GET", "/v1/artists/ar2", tok)
+        assert status == 200 and body["name"] == "Ana Berg" and body["genres"] == ["jazz"]
+        status, body = await call(c, "GET", "/v1/artists?ids=ar1,ar2", tok)
+        assert [a["name"] for a in body["artists"]] == ["Velvet Harbor", "Ana Berg"]
+        status, body = await call(c, "GET", "/v1/artists/ar1/top-tracks", tok)
+        assert sorted(t["id"] for t in body["tracks"]) == ["t1", "t3"]
+        status, body = await call(c, "GET", "/v1/artists/ar1/albums", tok)
+        assert [a["id"] for a in body["items"]] == ["al1"] and body["total"] == 1
+        status, body = await call(c, "GET", "/v1/tracks?ids=t1,t2", tok)
+        assert [t["name"] for t in body["tracks"]] == ["Midnight River", "Golden Summer"]
+        assert body["tracks"][0]["disc_number"] == 1 and body["tracks"][1]["external_urls"]["spotify"]
+        assert (await call(c, "GET", "/v1/artists/zz/albums", tok))[0] == 404
+
+    run(world, scenario)
+
+
+def test_playlist_items_routes_bare_array_paging_and_me_playlists(world: World) -> None:
+    async def scenario(c: TestClient) -> None:
+        tok = world.token("u1")
+        status, pl = await call(c, "POST", "/v1/me/playlists", tok, json={"name": "Mine"})
+        assert status == 201 and pl["owner"]["id"] == "u1" and pl["items"]["total"] == 0
+        pid = pl["id"]
+        status, _ = await call(c, "POST", f"/v1/playlists/{pid}/items", tok,
+                               json=["spotify:track:t1", "spotify:track:t2", "spotify:track:t3"])
+        assert status == 201
+        status, body = await call(c, "GET", f"/v1/playlists/{pid}/items?limit=2", tok)
+        assert [e["track"]["id"] for e in body["items"]] == ["t1", "t2"] and body["total"] == 3
+        assert body["next"].endswith(f"/v1/playlists/{pid}/items?offset=2&limit=2")
+        status, body = await call(c, "GET", f"/v1/playlists/{pid}/tracks?offset=2", tok)
+        assert [e["track"]["id"] for e in body["items"]] == ["t3"] and body["previous"] is not None
+        status, _ = await call(c, "PUT", f"/v1/playlists/{pid}/items", tok,
+                               json={"range_start": 2, "insert_before": 0})
+        assert status == 200
+        status, _ = await call(c, "DELETE", f"/v1/playlists/{pid}/items", tok,
+                               json={"items": [{"uri": "spotify:track:t1"}]})
+        assert status == 200
+        status, body = await call(c, "GET", f"/v1/playlists/{pid}", tok)
+        assert [e["track"]["id"] for e in body["items"]["items"]] == ["t3", "t2"]
+        assert body["tracks"]["total"] == 2
+        status, body = await call(c, "GET", "/v1/me/playlists", tok)
+        assert [p["id"] for p in body["items"]] == [pid] and body["items"][0]["items"]["total"] == 2
+        assert body["total"] == 1
+        assert (await call(c, "GET", "/v1/me/playlists", world.token("u2")))[1]["total"] == 0
 
     run(world, scenario)
