@@ -96,6 +96,7 @@ class ReplicaState:
         self.credentials_changed: set[str] = set()  # users whose credentials changed (drained by the reader)
         self.playlists_by_owner: dict[str, set[str]] = {}
         self.recent_plays: dict[str, dict[str, dict]] = {}  # user -> canonical track -> its latest play
+        self.erased: set[str] = set()  # users whose erasure the users view reports (no taste, no history)
         # derived
         self.index = catalog_fold.CatalogIndex()
         self.by_artist: dict[str, set[str]] = {}  # artist -> upload ids
@@ -132,7 +133,7 @@ class ReplicaState:
                 elif kind == "rights":
                     self._put(self.rights, key, doc)
                 elif kind == "users":
-                    self._put(self.users, key, doc)
+                    self._apply_user(key, doc)
                 elif kind == "playlists":
                     self._apply_playlist(key, doc)
                 elif kind == "library":
@@ -151,6 +152,17 @@ class ReplicaState:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 self.skipped += 1
                 log.warning("replica skipped a %s record %r: %s", kind, key, exc)
+
+    def _apply_user(self, user_id: str, doc: dict | None) -> None:
+        """A user document; once it says ``erased`` the user's taste profile, listener set and recent
+        plays are dropped and never rebuilt (plays still count in the anonymous per-track aggregates:
+        popularity and co-occurrence counts, which name no user)."""
+        self._put(self.users, user_id, doc)
+        if doc is not None and doc.get("erased"):
+            self.erased.add(user_id)
+            self.profiles.pop(user_id, None)
+            self.listeners.pop(user_id, None)
+            self.recent_plays.pop(user_id, None)
 
     @staticmethod
     def _put(table: dict, key: str, doc: Any) -> None:
@@ -410,7 +422,9 @@ class ReplicaState:
         etype = event.get("type")
         if etype not in PLAY_TYPES:
             raise ValueError(f"not a listening event: {etype!r}")
-        self._note_play(event)
+        erased = event["user_id"] in self.erased
+        if not erased:
+            self._note_play(event)
         canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
         doc = self.track_doc(canon) or {}
         signals = taste.signals_from_play_event(
@@ -418,10 +432,11 @@ class ReplicaState:
         )
         for signal in signals:
             uid = signal["user_id"]
-            self.profiles[uid], _ = taste.evolve(self.profiles.get(uid), signal)
-            self.listeners[uid], increments = taste.evolve_listener(self.listeners.get(uid), signal)
-            for inc in increments:
-                self.pairs[inc["track_id"]], _ = taste.evolve_pairs(self.pairs.get(inc["track_id"]), inc)
+            if not erased:
+                self.profiles[uid], _ = taste.evolve(self.profiles.get(uid), signal)
+                self.listeners[uid], increments = taste.evolve_listener(self.listeners.get(uid), signal)
+                for inc in increments:
+                    self.pairs[inc["track_id"]], _ = taste.evolve_pairs(self.pairs.get(inc["track_id"]), inc)
             pkey = taste.popularity_key(signal)
             if pkey is None:
                 continue

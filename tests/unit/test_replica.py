@@ -113,3 +113,29 @@ def test_pending_player_events_fold_on_top_until_delivered() -> None:
     assert r.player_state("u")["item"] == "b" and len(r.pending_player["u"]) == 1
     r.apply("player", "u", nxt)
     assert r.pending_player == {} and r.player_state("u")["item"] == "b"
+
+
+def test_an_erased_user_loses_taste_and_history_and_never_gets_them_back() -> None:
+    def play(i: int, user: str) -> list[dict]:
+        return [ev(etype, play_id=f"q{user}{i}", user_id=user, track_id="t1", ms_played=ms, country="DE",
+                   product="premium", **({"context_uri": None} if etype == "play.progress" else {}))
+                for etype, ms in (("play.progress", 31_000), ("play.completed", 200_000))]
+
+    users = [ev("user.registered", user_id=u, country="DE", product="premium", display_name=f"N {u}")
+             for u in ("u1", "u2")]
+    r = fed(catalog_events() + users)
+    for i in range(3):
+        for user in ("u1", "u2"):
+            for e in play(i, user):
+                r.apply("listening", user, e)
+    assert r.profiles["u1"]["signals"] == 6 and "u1" in r.listeners
+    users_view = next(spec for spec in views.VIEWS if spec.name == "users")
+    erased = views.apply_batch(users_view, {}, [(None, e) for e in users[:1]]
+                               + [(None, ev("user.erasure_requested", user_id="u1"))])[0]
+    r.apply("users", "u1", erased["u1"][1])
+    assert r.users["u1"]["erased"] and r.users["u1"]["display_name"] is None
+    assert "u1" not in r.profiles and "u1" not in r.listeners and "u1" not in r.recent_plays
+    for e in play(9, "u1"):  # a late play of the erased user: counted for the track, not for the user
+        r.apply("listening", "u1", e)
+    assert "u1" not in r.profiles and "u1" not in r.listeners and "u1" not in r.recent_plays
+    assert r.streams == {"t1": 7} and r.profiles["u2"]["signals"] == 6
