@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from demo.model import Listener, Manifest, Stats, TrackInfo
+from playback.ids import internal_id
 from processors.rules import FREE_MAX_KBPS
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,9 @@ class ApiClient(Transport):
         out = []
         for shelf in body.get("shelves") or []:
             for item in shelf.get("items") or []:
-                if item.get("has_audio") and item.get("is_playable", True) and item.get("id") in self.tracks:
-                    out.append(self.tracks[item["id"]])
+                track_id = internal_id(str(item.get("id") or ""))  # objects carry the public id (playback/ids.py)
+                if item.get("has_audio") and item.get("is_playable", True) and track_id in self.tracks:
+                    out.append(self.tracks[track_id])
         return out
 
     async def search(self, listener: Listener, q: str) -> int:

@@ -24,6 +24,7 @@ import orjson
 
 from devstack.supervisor import Child, free_port
 from playback import auth
+from playback.ids import public_id
 from schemas.codec import default_codec
 from tests.support.playback_procs import (
     PLAYLOG,
@@ -142,7 +143,7 @@ def test_api_answers_503_until_caught_up_and_never_from_a_half_built_view(kafka,
     def right(target: str, status: int, body: bytes) -> bool:
         doc = json_of(body)
         if target.startswith("/v1/tracks/"):
-            return status == 200 and doc["id"] == TRACK and doc["is_playable"] is False
+            return status == 200 and doc["id"] == public_id(TRACK) and doc["is_playable"] is False
         return status == 200 and doc["country"] == "DE"
 
     wrong, unavailable = [], 0
