@@ -1,7 +1,7 @@
 """What every route of the playback API shares: its dependencies and the steps they all take.
 
 :class:`PlaybackApi` holds the replica (reads), the publisher (writes), the URL signer, the clock and
-the Prometheus metrics, and offers the common steps: verify a bearer token (with a cache), build an
+the Prometheus metrics, and offers the common steps (bearer tokens are checked by playback/oauth/guard.py): build an
 event, produce it and record it as pending on the replica (read-your-writes), look up the calling
 user, the market, a canonical track, and check that a track is playable for the user. Route modules
 (:mod:`playback.routes`) reach it from a request with :func:`api_of`.
@@ -27,7 +27,6 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from playback import auth
 from playback import manifest as manifest_builder
 from playback.parsing import ApiError, parse_market, user_id
 from playback.publisher import PublishError
@@ -56,7 +55,6 @@ class PlaybackApi:
     ):
         self.settings = settings
         self.ack_player_commands = ack_player_commands
-        self._tokens: dict[str, auth.TokenCheck] = {}
         self.replica = replica
         self.publisher = publisher
         self.clock = clock
@@ -89,22 +87,6 @@ class PlaybackApi:
               registry=self.registry).set_function(lambda: 1.0 if health is None or health() is None else 0.0)
 
     # -- plumbing --------------------------------------------------------------------------------
-    def authorize(self, header: str | None) -> auth.TokenCheck:
-        """``auth.check_authorization`` with a cache of verified tokens (the JWT signature check is most
-        of the cost of a small request); a cached token is still refused from its ``exp`` on."""
-        now = self.clock()
-        cached = self._tokens.get(header) if header else None
-        if cached is not None:
-            if now < cached.expires_at:  # type: ignore[operator]
-                return cached
-            del self._tokens[header]  # type: ignore[arg-type]
-        check = auth.check_authorization(header, self.settings.token_secret, now=now)
-        if check.ok and header and check.expires_at is not None:
-            if len(self._tokens) >= 100_000:
-                self._tokens.clear()
-            self._tokens[header] = check
-        return check
-
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
