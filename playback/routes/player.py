@@ -126,12 +126,20 @@ async def play(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _playing(api: PlaybackApi, uid: str) -> dict | None:
+    """The user's player state when a track is loaded on an active device, else None (Spotify: 204)."""
+    state = api.replica.player_state(uid)
+    if state is None or state.get("item") is None or state.get("active_device") is None:
+        return None
+    return state
+
+
 @routes.get("/v1/me/player", allow_head=False)
 async def get_player(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
-    state = api.replica.player_state(uid)
-    if state is None or state.get("item") is None or state.get("active_device") is None:
+    state = _playing(api, uid)
+    if state is None:
         return web.Response(status=204)
     user = api.replica.users.get(uid)
     now_ms = api.now_ms()
@@ -143,8 +151,8 @@ async def currently_playing(request: web.Request) -> web.Response:
     """The playback state's track part (204 when nothing is playing), as Spotify answers it."""
     api = api_of(request)
     uid = user_id(request)
-    state = api.replica.player_state(uid)
-    if state is None or state.get("item") is None or state.get("active_device") is None:
+    state = _playing(api, uid)
+    if state is None:
         return web.Response(status=204)
     user = api.replica.users.get(uid)
     full = render.playback_state(api.replica, base_url(request), user, state, api.now_ms())
