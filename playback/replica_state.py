@@ -338,6 +338,35 @@ class ReplicaState:
         with self.lock:
             return list(reversed(self.recent_plays.get(user_id, {})))
 
+    # -- the personalization read interface (routes and shelves use only these) -----------------
+    def taste_profile(self, user_id: str) -> dict | None:
+        """The user's taste profile (a :mod:`processors.taste` profile state), None when none."""
+        with self.lock:
+            return self.profiles.get(user_id)
+
+    def listened(self, user_id: str) -> frozenset[str]:
+        """Every canonical track the user streamed (bounded, see ``taste.evolve_listener``)."""
+        with self.lock:
+            state = self.listeners.get(user_id)
+            return frozenset(state["tracks"]) if state else frozenset()
+
+    def history(self, user_id: str) -> list[dict]:
+        """The user's recent listening, most recent first: ``{"track_id", "at", "kind", "event_id"}``
+        (``kind``: stream | complete | skip; ``at``: event time, epoch ms)."""
+        with self.lock:
+            profile = self.profiles.get(user_id)
+            rows = list(reversed(profile["history"])) if profile else []
+        return [{"at": at, "event_id": sid, "track_id": track, "kind": kind} for at, sid, track, kind in rows]
+
+    def popular(self, country: str) -> Mapping[str, int]:
+        """Canonical track -> streams in the country (the popularity signal of shelves, cold start)."""
+        return self.popularity.get(country, {})
+
+    def neighbours(self, track_id: str) -> list[tuple[str, float]]:
+        """Item-item neighbours of a canonical track, best first: ``[(track_id, score)]``."""
+        with self.lock:
+            return [(t, float(n)) for t, n in taste.cooccurring(self.pairs.get(track_id))]
+
     def _apply_player(self, event: dict) -> None:
         if event.get("type") not in player_fold.PLAYER_TYPES:
             raise ValueError(f"not a player event: {event.get('type')!r}")
