@@ -1,7 +1,7 @@
 """The feed of the playback API's read replicas: follows the topics on Kafka into a ReplicaState.
 
 :class:`ReplicaFeed` runs a background thread with a confluent-kafka consumer **without a consumer
-group** (every partition of the view topics and the ``player`` / ``listening`` event topics assigned
+group** (every partition of the view topics and the ``player`` event topic assigned
 from the beginning, then followed), decodes each record (JSON view documents, Avro events) and hands
 it to :meth:`playback.replica_state.ReplicaState.apply`, the pure step.
 

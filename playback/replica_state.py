@@ -10,14 +10,15 @@
 - derived indexes, updated incrementally as documents arrive: a :class:`processors.catalog.CatalogIndex`
   fed from each track document's ``first`` (so alias ids resolve to canonical ids exactly as the
   processors decide), tracks per artist / album / genre, and the tantivy :class:`SearchIndex`;
-- from two event topics, folded here with the same pure functions the processors use:
-  ``<prefix>player`` through ``processors.player.evolve`` (the ``view.player`` document merges the user
-  queue into the context list, so the fold state cannot be rebuilt from it, and read-your-writes needs
-  the state), and ``<prefix>listening`` through ``processors.taste`` (taste profiles, co-occurrence and
-  stream counts per country: the popularity boost of search and the home shelves; no view topic
-  carries them yet -- if the worker starts publishing ``view.taste``, this is the hook to replace), and
-  each user's latest play per track (:meth:`ReplicaState.recent_play`: the play a Subsonic scrobble
-  reports on, whichever API process started it).
+- from the compacted ``view.taste`` (the worker's taste stage, processors/taste_view.py): each user's taste
+  profile, streamed tracks and latest play per track (:meth:`ReplicaState.recent_play`: the play a
+  Subsonic scrobble reports on, whichever API process started it); from ``view.popularity`` and
+  ``view.similar`` (``playlog batch recs``): streams per track and country (the popularity of track
+  objects, the boost of search, cold start) and item-item neighbours. The API never reads the listening
+  topic: its start-up reads one bounded document per user and per track, whatever the history's length;
+- from the ``<prefix>player`` event topic, through ``processors.player.evolve`` (the ``view.player``
+  document merges the user queue into the context list, so the fold state cannot be rebuilt from it,
+  and read-your-writes needs the state).
 
 Everything is applied through :meth:`ReplicaState.apply` ``(kind, key, doc)``, a pure in-memory step
 that tests drive without a broker. Nothing here touches Kafka: :mod:`playback.replica` holds the feed
@@ -49,33 +50,34 @@ from processors import library as library_fold
 from processors import player as player_fold
 from processors import playlists as playlists_fold
 from processors import rights as rights_fold
-from processors import taste
-from processors.grants import parse_grant
+from processors import taste_view
 from processors.rules import PLAY_TYPES
 
 log = logging.getLogger(__name__)
 
-VIEW_KINDS = ("catalog", "rights", "users", "playlists", "library", "credentials")
-EVENT_KINDS = ("player", "listening")
+VIEW_KINDS = ("catalog", "rights", "users", "playlists", "library", "credentials", "taste", "popularity",
+              "similar")
+EVENT_KINDS = ("player",)
 KINDS = VIEW_KINDS + EVENT_KINDS
 PLAYER_PENDING_MAX = 256
-RECENT_PLAYS_PER_USER = 200  # the latest play of each of a user's most recently played tracks
+RECENT_PLAYS_PER_USER = taste_view.PLAYS_PER_USER  # the latest play of each of a user's recent tracks
 
 
-class _Cooccurrence(Mapping):
-    """``track_id -> {other: listeners}`` over the pair states, as ``home_shelves`` wants it."""
+class _Neighbours(Mapping):
+    """``track_id -> {other: similarity}`` over the ``view.similar`` documents, as ``home_shelves``
+    wants it."""
 
-    def __init__(self, pairs: dict[str, dict]):
-        self._pairs = pairs
+    def __init__(self, similar: dict[str, list[tuple[str, float]]]):
+        self._similar = similar
 
-    def __getitem__(self, key: str) -> dict[str, int]:
-        return self._pairs[key]["counts"]
+    def __getitem__(self, key: str) -> dict[str, float]:
+        return dict(self._similar[key])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._pairs)
+        return iter(self._similar)
 
     def __len__(self) -> int:
-        return len(self._pairs)
+        return len(self._similar)
 
 
 class ReplicaState:
@@ -104,14 +106,15 @@ class ReplicaState:
         self.by_genre: dict[str, set[str]] = {}
         self.albums_by_artist: dict[str, set[str]] = {}
         self.search: SearchIndex | None = SearchIndex() if search else None
-        # listening-derived
-        self.profiles: dict[str, dict] = {}
-        self.listeners: dict[str, dict] = {}
-        self.pairs: dict[str, dict] = {}
-        self.popularity_states: dict[str, dict] = {}  # "<country>|<track>" -> state
-        self.popularity: dict[str, dict[str, int]] = {}  # country -> track -> streams
-        self.streams: dict[str, int] = {}  # canonical track -> streams (all countries)
-        self.cooccurrence = _Cooccurrence(self.pairs)
+        # listening-derived, from the view topics the worker's taste stage and the batch job publish
+        self.profiles: dict[str, dict] = {}  # user -> taste profile (view.taste)
+        self.listeners: dict[str, dict] = {}  # user -> {"user_id", "tracks": streamed tracks} (view.taste)
+        self.own_plays: dict[str, dict[str, dict]] = {}  # plays this API produced (read-your-writes)
+        self.popularity: dict[str, dict[str, int]] = {}  # country -> track -> streams (view.popularity)
+        self.streams: dict[str, int] = {}  # canonical track -> streams, all countries (view.popularity)
+        self.popularity_docs: dict[str, dict] = {}
+        self.similar: dict[str, list[tuple[str, float]]] = {}  # track -> neighbours, best first (view.similar)
+        self.cooccurrence = _Neighbours(self.similar)
         # read-your-writes overlays
         self.pending_player: dict[str, list[dict]] = {}
         self.pending_playlists: dict[str, list[tuple[int, dict]]] = {}  # pid -> [(version after, event)]
@@ -125,7 +128,7 @@ class ReplicaState:
 
     def apply(self, kind: str, key: str, doc: Any) -> None:
         """Apply one record: a view document (None = deleted) for view kinds, a decoded event for
-        ``player`` / ``listening``. Unknown kinds and malformed documents are counted and skipped."""
+        ``player``. Unknown kinds and malformed documents are counted and skipped."""
         with self.lock:
             try:
                 if kind == "catalog":
@@ -143,8 +146,12 @@ class ReplicaState:
                     self.credentials_changed.add(key)
                 elif kind == "player":
                     self._apply_player(doc)
-                elif kind == "listening":
-                    self._apply_listening(doc)
+                elif kind == "taste":
+                    self._apply_taste(key, doc)
+                elif kind == "popularity":
+                    self._apply_popularity(key, doc)
+                elif kind == "similar":
+                    self._apply_similar(key, doc)
                 else:
                     self.skipped += 1
                     return
@@ -155,14 +162,15 @@ class ReplicaState:
 
     def _apply_user(self, user_id: str, doc: dict | None) -> None:
         """A user document; once it says ``erased`` the user's taste profile, listener set and recent
-        plays are dropped and never rebuilt (plays still count in the anonymous per-track aggregates:
-        popularity and co-occurrence counts, which name no user)."""
+        plays are dropped and never rebuilt (plays still count in the anonymous per-track aggregates of
+        the batch job: popularity and similarity, which name no user)."""
         self._put(self.users, user_id, doc)
         if doc is not None and doc.get("erased"):
             self.erased.add(user_id)
             self.profiles.pop(user_id, None)
             self.listeners.pop(user_id, None)
             self.recent_plays.pop(user_id, None)
+            self.own_plays.pop(user_id, None)
 
     @staticmethod
     def _put(table: dict, key: str, doc: Any) -> None:
@@ -307,36 +315,38 @@ class ReplicaState:
             return changed
 
     def _note_play(self, event: dict) -> None:
-        """Remember the user's latest play of the track (its play_id grant, start, completion)."""
-        claims = parse_grant(event.get("play_id"))
-        if claims is None:
+        """Remember a play this API produced (its play_id grant, start, completion) until view.taste has it."""
+        if event["user_id"] in self.erased:
             return
         user = event["user_id"]
         canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
-        plays = self.recent_plays.setdefault(user, {})
-        play = plays.get(canon)
-        if play is None or play["play_id"] != event["play_id"]:
-            if play is not None and play["issued_ms"] > claims.issued_ms:
-                return  # an older play of the track: the latest one is what a scrobble reports on
-            play = {"play_id": event["play_id"], "issued_ms": claims.issued_ms, "ms_played": 0, "completed": False}
-        play = {**play, "completed": play["completed"] or event["type"] == "play.completed",
-                "ms_played": max(play["ms_played"], event.get("ms_played") or 0)}
-        plays.pop(canon, None)
-        plays[canon] = play  # most recent last
-        while len(plays) > RECENT_PLAYS_PER_USER:
-            del plays[next(iter(plays))]
+        noted = taste_view.note_play(self.own_plays.get(user, {}), event, canon)
+        if noted is not None:
+            self.own_plays[user] = noted
 
     def recent_play(self, user_id: str, canonical_id: str) -> dict | None:
         """The user's latest play of the track as the listening topic (and this API's own writes) tell:
         ``{"play_id", "issued_ms", "ms_played", "completed"}``; None when none is known."""
         with self.lock:
-            play = self.recent_plays.get(user_id, {}).get(canonical_id)
-            return dict(play) if play else None
+            seen = self.recent_plays.get(user_id, {}).get(canonical_id)
+            own = self.own_plays.get(user_id, {}).get(canonical_id)
+            if seen is None or (own is not None and own["issued_ms"] > seen["issued_ms"]):
+                seen, own = own, seen
+            if seen is not None and own is not None and own["play_id"] == seen["play_id"]:
+                seen = {**seen, "ms_played": max(seen["ms_played"], own["ms_played"]),
+                        "completed": seen["completed"] or own["completed"]}
+            return dict(seen) if seen else None
 
     def recently_played(self, user_id: str) -> list[str]:
         """Canonical tracks the user played, most recent first (at most :data:`RECENT_PLAYS_PER_USER`)."""
         with self.lock:
-            return list(reversed(self.recent_plays.get(user_id, {})))
+            merged = {**self.recent_plays.get(user_id, {})}
+            for t, play in self.own_plays.get(user_id, {}).items():
+                if t not in merged or play["issued_ms"] >= merged[t]["issued_ms"]:
+                    merged.pop(t, None)
+                    merged[t] = play
+            order = sorted(merged, key=lambda t: merged[t]["issued_ms"])
+            return list(reversed(order))[:RECENT_PLAYS_PER_USER]
 
     # -- the personalization read interface (routes and shelves use only these) -----------------
     def taste_profile(self, user_id: str) -> dict | None:
@@ -363,9 +373,9 @@ class ReplicaState:
         return self.popularity.get(country, {})
 
     def neighbours(self, track_id: str) -> list[tuple[str, float]]:
-        """Item-item neighbours of a canonical track, best first: ``[(track_id, score)]``."""
+        """Item-item neighbours of a canonical track, best first: ``[(track_id, score)]`` (view.similar)."""
         with self.lock:
-            return [(t, float(n)) for t, n in taste.cooccurring(self.pairs.get(track_id))]
+            return list(self.similar.get(track_id, ()))
 
     def _apply_player(self, event: dict) -> None:
         if event.get("type") not in player_fold.PLAYER_TYPES:
@@ -446,39 +456,49 @@ class ReplicaState:
                 state, _ = playlists_fold.evolve(state, event)
             return state
 
-    # -- listening -------------------------------------------------------------------------------
-    def _apply_listening(self, event: dict) -> None:
-        etype = event.get("type")
-        if etype not in PLAY_TYPES:
-            raise ValueError(f"not a listening event: {etype!r}")
-        erased = event["user_id"] in self.erased
-        if not erased:
-            self._note_play(event)
-        canon = self.index.canonical_id(event["track_id"]) or event["track_id"]
-        doc = self.track_doc(canon) or {}
-        signals = taste.signals_from_play_event(
-            {**event, "track_id": canon}, doc.get("artist_ids") or [], doc.get("genres") or []
-        )
-        for signal in signals:
-            uid = signal["user_id"]
-            if not erased:
-                self.profiles[uid], _ = taste.evolve(self.profiles.get(uid), signal)
-                self.listeners[uid], increments = taste.evolve_listener(self.listeners.get(uid), signal)
-                for inc in increments:
-                    self.pairs[inc["track_id"]], _ = taste.evolve_pairs(self.pairs.get(inc["track_id"]), inc)
-            pkey = taste.popularity_key(signal)
-            if pkey is None:
-                continue
-            before = self.popularity_states.get(pkey)
-            after, _ = taste.evolve_popularity(before, signal)
-            if after is before or after is None:
-                continue
-            self.popularity_states[pkey] = after
-            self.popularity.setdefault(signal["country"], {})[canon] = after["streams"]
-            old_pop = popularity_of(self.streams.get(canon, 0))
-            self.streams[canon] = self.streams.get(canon, 0) + 1
-            if popularity_of(self.streams[canon]) != old_pop:
-                self._index_track(canon)
+    # -- listening-derived views ------------------------------------------------------------------
+    def _apply_taste(self, user_id: str, doc: dict | None) -> None:
+        """A ``view.taste`` document (processors/taste_view.py): the user's profile, streamed tracks and
+        latest plays. Documents of erased users are ignored (the stage tombstones them too)."""
+        if doc is None or user_id in self.erased:
+            self.profiles.pop(user_id, None)
+            self.listeners.pop(user_id, None)
+            self.recent_plays.pop(user_id, None)
+            return
+        if doc.get("user_id") != user_id:
+            raise ValueError(f"taste document of {doc.get('user_id')!r} under key {user_id!r}")
+        self.profiles[user_id] = doc["profile"]
+        self.listeners[user_id] = {"user_id": user_id, "tracks": list(doc["listened"])}
+        self.recent_plays[user_id] = {t: play for t, play in doc["plays"]}
+        own = self.own_plays.get(user_id)
+        if own:  # plays this API produced that the view now carries are no longer pending
+            for t in [t for t, play in own.items()
+                      if (self.recent_plays[user_id].get(t) or {}).get("issued_ms", -1) >= play["issued_ms"]]:
+                del own[t]
+
+    def _apply_popularity(self, track_id: str, doc: dict | None) -> None:
+        """A ``view.popularity`` document: streams of a track, in total and per country (the batch job)."""
+        old = self.popularity_docs.pop(track_id, None)
+        if old:
+            for country in old.get("by_country") or {}:
+                self.popularity.get(country, {}).pop(track_id, None)
+        old_pop = popularity_of(self.streams.get(track_id, 0))
+        if doc is None:
+            self.streams.pop(track_id, None)
+        else:
+            self.popularity_docs[track_id] = doc
+            self.streams[track_id] = int(doc["streams"])
+            for country, n in (doc.get("by_country") or {}).items():
+                self.popularity.setdefault(country, {})[track_id] = int(n)
+        if popularity_of(self.streams.get(track_id, 0)) != old_pop and track_id in self.tracks:
+            self._index_track(track_id)
+
+    def _apply_similar(self, track_id: str, doc: dict | None) -> None:
+        """A ``view.similar`` document: a track's item-item neighbours, best first (the batch job)."""
+        if doc is None:
+            self.similar.pop(track_id, None)
+        else:
+            self.similar[track_id] = [(str(t), float(score)) for t, score in doc["neighbours"]]
 
     # ==============================================================================================
     # questions (the API's reads)

@@ -35,7 +35,9 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 @click.option("--plays-stage", type=click.Choice(["process", "faust", "none"]), default="process", show_default=True,
               help="Where the listening -> play summaries step runs: its own confluent-kafka process (fast), "
                    "a Faust agent, or not in this worker.")
-def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: str) -> None:
+@click.option("--taste-stage", type=click.Choice(["process", "none"]), default="process", show_default=True,
+              help="Run the listening -> view.taste stage (worker/taste_stage.py) in its own process, or not here.")
+def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: str, taste_stage: str) -> None:
     """Run one stream-processing worker in the foreground until Ctrl-C.
 
     Several workers (each with its own --web-port) share the partitions of the source topics.
@@ -44,6 +46,7 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
 
     from topics.lag import init_group_offsets
     from worker import plays_stage as stage
+    from worker import taste_stage as taste_stage_mod
     from worker.app import create_app
 
     settings = load()
@@ -53,24 +56,27 @@ def worker_command(web_port: int, name: str | None, loglevel: str, plays_stage: 
     if plays_stage == "faust":
         faust_topics.append("listening")
     init_group_offsets(settings, f"{settings.topic_prefix}worker", [settings.topic_prefix + t for t in faust_topics])
-    keeper = None
-    if plays_stage == "process":
-        from devstack.supervisor import run_tied_to_parent
+    from devstack.supervisor import run_tied_to_parent
 
+    def starter(target: Callable[..., None], what: str) -> Callable[[], multiprocessing.process.BaseProcess]:
         def start_stage() -> multiprocessing.process.BaseProcess:
             child = multiprocessing.get_context("spawn").Process(  # dies with this worker, even on SIGKILL
-                target=run_tied_to_parent, args=(os.getpid(), stage.run_process, settings), name="plays-stage",
-                daemon=True)
+                target=run_tied_to_parent, args=(os.getpid(), target, settings), name=what, daemon=True)
             child.start()
             return child
+        return start_stage
 
-        keeper = KeepRunning("plays stage", start_stage).start()
+    keepers = []
+    if plays_stage == "process":
+        keepers.append(KeepRunning("plays stage", starter(stage.run_process, "plays-stage")).start())
+    if taste_stage == "process":
+        keepers.append(KeepRunning("taste stage", starter(taste_stage_mod.run_process, "taste-stage")).start())
     try:
         app = create_app(settings, web_port=web_port, name=name or f"w{web_port}", faust_plays=plays_stage == "faust")
         worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
         worker.execute_from_commandline()
     finally:
-        if keeper is not None:
+        for keeper in keepers:
             keeper.stop()
 
 

@@ -20,6 +20,7 @@ from playback.replica import Replica
 from playback.signing import Signer
 from processors import views
 from schemas.codec import default_codec
+from tests.support.taste_fold import TasteFolder
 
 NOW = 1_780_000_000.0  # 2026-05-28
 T0 = int(NOW * 1000) - 86_400_000
@@ -57,6 +58,7 @@ class World:
         self.api = PlaybackApi(SETTINGS, self.replica, self.publisher, clock=lambda: self.now)
         self.now = NOW
         self.delivered = 0
+        self.taste = TasteFolder(self.replica)
 
     def feed(self, events: list[dict]) -> None:
         for spec in views.VIEWS:
@@ -68,8 +70,7 @@ class World:
         for e in events:
             if e["type"].startswith("player."):
                 self.replica.apply("player", e["user_id"], e)
-            elif e["type"].startswith("play."):
-                self.replica.apply("listening", e["user_id"], e)
+        self.taste.feed(e for e in events if e["type"].startswith("play."))  # the worker's taste stage
         self.replica.search.commit()
 
     def deliver(self) -> None:

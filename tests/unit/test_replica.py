@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from playback.replica import Replica, topic_names
-from processors import views
+from processors import taste_view, views
+from processors.grants import NONCE_CHARS, SIG_CHARS, VERSION
+from tests.support.taste_fold import TasteFolder, popularity_doc
 from tests.unit.test_api_routes import T0, catalog_events, ev, track
 
 
@@ -23,7 +25,7 @@ def fed(events: list[dict]) -> Replica:
 def test_topic_names_cover_views_and_event_topics() -> None:
     assert topic_names("p.") == {"p.view.catalog": "catalog", "p.view.rights": "rights", "p.view.users": "users",
                                  "p.view.playlists": "playlists", "p.view.library": "library",
-                                 "p.view.credentials": "credentials", "p.player": "player", "p.listening": "listening"}
+                                 "p.view.credentials": "credentials", "p.player": "player", "p.view.taste": "taste", "p.view.popularity": "popularity", "p.view.similar": "similar"}
 
 
 def test_alias_resolution_whatever_the_order() -> None:
@@ -76,18 +78,37 @@ def test_playability_reasons() -> None:
     assert r.playability("zz", "DE", T0 + 1) == (False, "unknown track")
 
 
-def test_listening_counts_streams_once_per_play_and_boosts_search() -> None:
+def test_taste_documents_and_popularity_reach_profiles_and_boost_search() -> None:
     r = fed(catalog_events())
+    folder = TasteFolder(r)
     for i in range(12):
         for etype, ms in (("play.progress", 31_000), ("play.completed", 200_000)):
             e = ev(etype, play_id=f"p{i}", user_id="u1", track_id="t1b", ms_played=ms, country="DE",
                    product="premium", **({"context_uri": None} if etype == "play.progress" else {}))
-            r.apply("listening", "u1", e)
-            r.apply("listening", "u1", e)  # redelivered
-    assert r.streams == {"t1": 12} and r.popularity == {"DE": {"t1": 12}}
+            folder.feed([e, e])  # redelivered
     assert r.profiles["u1"]["signals"] == 24  # stream + complete per play
+    assert "seen" not in r.profiles["u1"]  # the stage's dedupe window stays in taste.state
+    assert r.listened("u1") == {"t1"}  # the canonical id of the alias t1b
+    assert r.neighbours("t1") == []
+    r.apply("popularity", "t1", popularity_doc("t1", {"DE": 12}))
+    r.apply("similar", "t1", {"track_id": "t1", "neighbours": [["t2", 0.5]], "as_of": 0})
+    assert r.streams == {"t1": 12} and r.popular("DE") == {"t1": 12} and r.neighbours("t1") == [("t2", 0.5)]
     r.search.commit()
     assert r.search.search("midnight", "track").ids == ["t1"]
+    r.apply("popularity", "t1", popularity_doc("t1", {"SE": 3}))  # the next batch run: DE dropped out
+    assert r.popular("DE") == {} and r.popular("SE") == {"t1": 3} and r.streams == {"t1": 3}
+    r.apply("taste", "u1", None)
+    assert r.taste_profile("u1") is None and r.listened("u1") == frozenset()
+
+
+def test_own_plays_count_until_the_taste_view_has_them() -> None:
+    r = fed(catalog_events())
+    grant = f"{VERSION}.1700000000000.{'n' * NONCE_CHARS}.u1.t1.{'s' * SIG_CHARS}"
+    e = ev("play.started", play_id=grant, user_id="u1", track_id="t1", country="DE", product="premium",
+           context_uri=None)
+    r.add_pending(e)
+    assert r.recent_play("u1", "t1")["play_id"] == grant
+    assert r.recently_played("u1") == ["t1"]
 
 
 def test_malformed_records_are_skipped_not_fatal() -> None:
@@ -124,10 +145,10 @@ def test_an_erased_user_loses_taste_and_history_and_never_gets_them_back() -> No
     users = [ev("user.registered", user_id=u, country="DE", product="premium", display_name=f"N {u}")
              for u in ("u1", "u2")]
     r = fed(catalog_events() + users)
+    folder = TasteFolder(r)
     for i in range(3):
         for user in ("u1", "u2"):
-            for e in play(i, user):
-                r.apply("listening", user, e)
+            folder.feed(play(i, user))
     assert r.profiles["u1"]["signals"] == 6 and "u1" in r.listeners
     users_view = next(spec for spec in views.VIEWS if spec.name == "users")
     erased = views.apply_batch(users_view, {}, [(None, e) for e in users[:1]]
@@ -135,7 +156,7 @@ def test_an_erased_user_loses_taste_and_history_and_never_gets_them_back() -> No
     r.apply("users", "u1", erased["u1"][1])
     assert r.users["u1"]["erased"] and r.users["u1"]["display_name"] is None
     assert "u1" not in r.profiles and "u1" not in r.listeners and "u1" not in r.recent_plays
-    for e in play(9, "u1"):  # a late play of the erased user: counted for the track, not for the user
-        r.apply("listening", "u1", e)
+    # a late document of the erased user (published before the stage saw the erasure) is ignored
+    r.apply("taste", "u1", taste_view.to_view(folder.states["u1"]))
     assert "u1" not in r.profiles and "u1" not in r.listeners and "u1" not in r.recent_plays
-    assert r.streams == {"t1": 7} and r.profiles["u2"]["signals"] == 6
+    assert r.profiles["u2"]["signals"] == 6

@@ -1,0 +1,39 @@
+"""What the worker's taste stage does, without a broker: fold listening events with
+:mod:`processors.taste_view` (the stage's own fold) and hand the ``view.taste`` documents to a replica."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from processors import taste_view
+
+
+class TasteFolder:
+    def __init__(self, replica: Any) -> None:
+        self.replica = replica
+        self.states: dict[str, dict] = {}
+
+    def info(self, track_id: str) -> tuple[str, list[str], list[str]] | None:
+        canon = self.replica.canonical_id(track_id) or track_id
+        doc = self.replica.track_doc(canon)
+        if doc is None:
+            return None
+        return canon, list(doc.get("artist_ids") or []), list(doc.get("genres") or [])
+
+    def feed(self, events: Iterable[dict]) -> None:
+        for e in events:
+            uid = e["user_id"]
+            if uid in self.replica.erased:
+                continue
+            before = self.states.get(uid)
+            after, reason = taste_view.evolve(before, e, self.info)
+            assert reason is None, reason
+            if after is not before and after is not None:
+                self.states[uid] = after
+                self.replica.apply("taste", uid, taste_view.to_view(after))
+
+
+def popularity_doc(track_id: str, by_country: dict[str, int]) -> dict:
+    """A ``view.popularity`` document as the batch job publishes it."""
+    return {"track_id": track_id, "streams": sum(by_country.values()), "by_country": dict(by_country), "as_of": 0}
