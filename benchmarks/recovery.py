@@ -469,7 +469,7 @@ def run_one(n: int, tracks: int = 1000, keep_logs: Path | None = None) -> dict:
             timeout = 300 + n / 2000
             rss_limit = int(_mem_available() * 0.6)  # a shared machine: leave the others room
             out["mem_available_MB at start"] = _mem_available() / 1e6
-            w = WorkerProcess(settings, settings.data_dir / "logs", name="w1", extra_args=("--plays-stage", "none"))
+            w = WorkerProcess(settings, settings.data_dir / "logs", name="w1", extra_args=("--plays-stage", "none", "--taste-stage", "none"))
             mode = "?"
             try:
                 # 1. build from empty state

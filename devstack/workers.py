@@ -71,10 +71,13 @@ class WorkerProcess(Child):
 
 
 def source_lag(settings: Settings) -> dict[str, int]:
-    """Records not yet processed, per source topic (the Faust group, and the plays stage for listening)."""
+    """Records not yet processed, per source topic (the Faust group; for listening the larger lag of the
+    plays stage and the taste stage)."""
     p = settings.topic_prefix
     lag = group_lag(settings, f"{p}worker", [p + t for t in SOURCE_TOPICS if t != "listening"])
     lag.update(group_lag(settings, f"{p}plays", [p + "listening"]))
+    for topic, n in group_lag(settings, f"{p}taste", [p + "listening"]).items():
+        lag[topic] = max(lag.get(topic, 0), n)
     return lag
 
 

@@ -286,3 +286,9 @@ def run_process(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     run(settings, stop)
+
+
+if __name__ == "__main__":  # python -m worker.taste_stage: the stage alone, with PLAYLOG_* settings
+    from core.settings import load
+
+    run_process(load())
