@@ -414,6 +414,21 @@ def bench_search_cmd(tracks: int) -> None:
     _optional("search", run)
 
 
+@bench_group.command("api-start")
+@click.option("--events", default="1000000,4000000", show_default=True,
+              help="Comma list of listening history sizes; each on its own private broker.")
+@click.option("--users", default=20_000, show_default=True)
+def bench_api_start_cmd(events: str, users: int) -> None:
+    """An API replica's start-up time against the listening history's length (it reads view.taste), with
+    the old way (fold the whole listening topic at start) as the baseline in the same run."""
+    def run() -> dict:
+        from benchmarks.api_start import run as run_api_start
+
+        return run_api_start(_counts(events, "--events"), users=users)
+
+    _optional("api-start", run)
+
+
 @bench_group.command("recs")
 @click.option("--users", default=1000, show_default=True, help="Synthetic listeners (planted tastes).")
 @click.option("--tracks", default=4000, show_default=True, help="Catalog size.")

@@ -32,6 +32,7 @@ class TopicSpec:
     max_message_bytes: int | None = None  # a topic whose records may outgrow the broker's default (1 MiB)
     retention_reason: str = ""  # why this retention (or compaction): every catalog topic states one
     delete_retention_ms: int | None = None  # compacted topics: how long a tombstone stays after compaction
+    segment_ms: int | None = None  # roll segments this often: a busy compacted view gets compacted soon
 
     def full_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -44,6 +45,8 @@ class TopicSpec:
             cfg["delete.retention.ms"] = str(self.delete_retention_ms)
         if self.max_message_bytes:
             cfg["max.message.bytes"] = str(self.max_message_bytes)
+        if self.segment_ms is not None:
+            cfg["segment.ms"] = str(self.segment_ms)
         return cfg
 
     def retention_config(self) -> dict[str, str]:
@@ -69,6 +72,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> tuple[TopicSpec, ...]:
             max_message_bytes=r.get("max_message_bytes"),
             retention_reason=r["retention_reason"],
             delete_retention_ms=r.get("delete_retention_ms"),
+            segment_ms=r.get("segment_ms"),
         )
         for r in rows
     )
