@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup venv kafka-jars clickhouse chromium demo up test test-unit soak lint bench clean
+.PHONY: setup venv kafka-jars clickhouse chromium demo up test conformance test-unit soak lint bench clean
 
 setup: venv kafka-jars clickhouse
 
@@ -50,6 +50,11 @@ SOAK_SEEDS ?= 1,2,3,4,5,6,7,8
 SOAK_KILLS ?= 20
 soak: setup
 	PLAYLOG_CHAOS_SEEDS=$(SOAK_SEEDS) PLAYLOG_CHAOS_KILLS=$(SOAK_KILLS) $(VENV)/bin/pytest -q tests/integration/test_chaos.py
+
+# the Spotify Web API conformance report (README: Spotify Web API fidelity)
+conformance: venv
+	PLAYLOG_CONFORMANCE_REPORT=build/conformance.md $(VENV)/bin/pytest -q tests/unit/test_spotify_conformance.py
+	@echo "report: build/conformance.md"
 
 test-unit: venv
 	$(VENV)/bin/pytest -q tests/unit

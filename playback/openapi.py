@@ -1,14 +1,24 @@
 """The OpenAPI 3 document of the playback API (served at ``/openapi.json``).
 
-Schemas say what every response carries at least (``required``) and leave room for more fields
-(``additionalProperties`` is not closed), as the Spotify Web API's own objects grow over time.
+The component schemas are generated from the typed models of playback/openapi_models.py; the paths table
+below references them. Schemas say what every response carries at least (``required``) and leave room for
+more fields (``additionalProperties`` is not closed), as the Spotify Web API's own objects grow over time.
+
+Fragments: the OAuth routes (playback/oauth/openapi_fragment.py), the GDPR export
+(playback/privacy_openapi.py) and every module of :data:`FRAGMENTS` that exists (``PATHS``, ``SCHEMAS``)
+are merged in. Every /v1 operation documents 401, 403 (insufficient scope), 429 and 503 (with
+``Retry-After``).
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
+from types import ModuleType
 from typing import Any
 
-from playback import privacy_openapi
+from playback import openapi_models, privacy_openapi
+from playback.oauth import openapi_fragment as oauth_openapi
 
 JSON = "application/json"
 
@@ -17,124 +27,11 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: dict) -> dict:
-    if "$ref" in schema:
-        return {"allOf": [schema], "nullable": True}
-    return {**schema, "nullable": True}
-
-
-def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict:
-    props = {**required, **(optional or {})}
-    return {"type": "object", "required": list(required), "properties": props}
-
-
 STR = {"type": "string"}
 INT = {"type": "integer"}
-BOOL = {"type": "boolean"}
 
-SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _obj({"status": INT, "message": STR}, {"reason": STR})}),
-    "ArtistRef": _obj({"id": STR, "name": _nullable(STR), "type": {"type": "string", "enum": ["artist"]}, "uri": STR, "href": STR}),
-    "Artist": {"allOf": [_ref("ArtistRef"), _obj({"genres": {"type": "array", "items": STR}})]},
-    "Album": _obj(
-        {"id": STR, "name": _nullable(STR), "type": {"type": "string", "enum": ["album"]}, "uri": STR, "href": STR,
-         "artists": {"type": "array", "items": _ref("ArtistRef")}},
-        {"release_date": _nullable(STR), "label": _nullable(STR), "images": {"type": "array"}},
-    ),
-    "Track": _obj(
-        {"id": STR, "type": {"type": "string", "enum": ["track"]}, "uri": STR, "href": STR, "name": _nullable(STR),
-         "artists": {"type": "array", "items": _ref("ArtistRef")}, "album": _nullable(_ref("Album")),
-         "duration_ms": _nullable(INT), "explicit": BOOL, "popularity": {"type": "integer", "minimum": 0,
-                                                                          "maximum": 100}},
-        {"is_playable": BOOL, "external_ids": {"type": "object"}, "genres": {"type": "array", "items": STR},
-         "restrictions": _obj({"reason": STR}), "has_audio": BOOL,
-         "linked_from": _obj({"id": STR, "type": STR, "uri": STR})},
-    ),
-    "Page": _obj({"href": STR, "items": {"type": "array"}, "limit": INT, "offset": INT, "total": INT,
-                  "next": _nullable(STR), "previous": _nullable(STR)}),
-    "SearchResult": _obj({}, {
-        "tracks": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Track")}})]},
-        "artists": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Artist")}})]},
-        "albums": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Album")}})]},
-    }),
-    "Device": _obj({"id": STR, "is_active": BOOL, "name": _nullable(STR), "type": _nullable(STR),
-                    "volume_percent": _nullable(INT)}),
-    "TrackPage": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("TrackRef")}})]},
-    "AlbumPage": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("Album")}})]},
-    "Devices": _obj({"devices": {"type": "array", "items": _ref("Device")}}),
-    "User": _obj({"id": STR, "type": {"type": "string", "enum": ["user"]}, "uri": STR, "href": STR,
-                  "display_name": _nullable(STR), "country": _nullable(STR), "product": _nullable(STR)}),
-    "Queue": _obj({"currently_playing": _nullable(_ref("TrackRef")),
-                   "queue": {"type": "array", "items": _ref("TrackRef")}}),
-    "TrackRef": _obj({"id": STR, "type": {"type": "string", "enum": ["track"]}, "uri": STR}),
-    "CurrentlyPlaying": _obj({"timestamp": INT, "progress_ms": INT, "is_playing": BOOL,
-                              "item": _nullable(_ref("Track")), "currently_playing_type": STR}),
-    "PlaybackState": _obj({
-        "device": _ref("Device"), "timestamp": INT, "progress_ms": INT, "is_playing": BOOL,
-        "item": _nullable(_ref("Track")), "context": _nullable(_obj({"uri": STR})),
-        "currently_playing_type": STR, "queue_position": INT, "queue": {"type": "array", "items": STR},
-        "repeat_state": STR, "shuffle_state": BOOL,
-    }),
-    "Rung": _obj({
-        "file_id": STR, "codec": STR, "container": STR, "bitrate_kbps": INT, "sample_rate_hz": INT,
-        "segment_ms": INT, "segment_count": INT, "byte_size": INT, "loudness_lufs": {"type": "number"},
-        "true_peak_dbtp": {"type": "number"}, "gain_db": {"type": "number"},
-        "segments": {"type": "array", "items": STR},
-    }),
-    "Manifest": _obj(
-        {"track_id": STR, "uri": STR, "product": STR, "target_lufs": {"type": "number"}, "expires_at": INT,
-         "expires_at_iso": STR, "rungs": {"type": "array", "items": _ref("Rung")}},
-        {"linked_from": _obj({"id": STR, "uri": STR})},
-    ),
-    "EventsAccepted": _obj({"accepted": INT}),
-    "EventsRejected": _obj({
-        "error": _obj({"status": INT, "message": STR}), "accepted": INT,
-        "rejected": {"type": "array", "items": _obj({"index": INT, "reason": STR}, {"event_id": _nullable(STR)})},
-    }),
-    "Shelf": _obj({"id": STR, "title": STR, "context": _obj({"kind": STR, "ids": {"type": "array"}}),
-                   "track_ids": {"type": "array", "items": STR}, "items": {"type": "array", "items": _ref("Track")}}),
-    "Home": _obj({"country": STR, "shelves": {"type": "array", "items": _ref("Shelf")}}),
-    "PlaylistTrack": _obj({"added_at": STR, "added_by": _obj({"id": STR}), "track": _obj({"id": STR, "uri": STR})}),
-    "Playlist": _obj({
-        "id": STR, "type": {"type": "string", "enum": ["playlist"]}, "uri": STR, "href": STR, "name": STR, "public": BOOL,
-        "collaborative": BOOL, "owner": _obj({"id": STR}), "snapshot_id": STR,
-        "tracks": {"allOf": [_ref("Page"), _obj({"items": {"type": "array", "items": _ref("PlaylistTrack")}})]},
-    }),
-    "Snapshot": _obj({"snapshot_id": STR}),
-    "PlayRequest": {
-        "type": "object",
-        "properties": {
-            "uris": {"type": "array", "items": STR, "minItems": 1, "maxItems": 100},
-            "context_uri": STR,
-            "offset": {"type": "object", "properties": {"position": {"type": "integer", "minimum": 0}, "uri": STR}},
-            "position_ms": {"type": "integer", "minimum": 0},
-            "device_id": STR,
-        },
-    },
-    "TransferRequest": _obj({"device_ids": {"type": "array", "items": STR, "minItems": 1, "maxItems": 1}},
-                            {"play": BOOL}),
-    "EventsRequest": {
-        "oneOf": [
-            _obj({"events": {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1000}}),
-            {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1000},
-        ]
-    },
-    "CreatePlaylist": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 300}},
-                           {"public": BOOL, "collaborative": BOOL, "description": STR}),
-    "AddTracks": _obj({"uris": {"type": "array", "items": STR, "minItems": 1, "maxItems": 100}},
-                      {"position": {"type": "integer", "minimum": 0}, "snapshot_id": STR}),
-    "RemoveTracks": _obj({"tracks": {"type": "array", "items": _obj({"uri": STR}), "minItems": 1, "maxItems": 100}},
-                         {"snapshot_id": STR}),
-    "RemoveItems": _obj({"items": {"type": "array", "items": _obj({"uri": STR}), "minItems": 1, "maxItems": 100}},
-                        {"snapshot_id": STR}),
-    "ReorderTracks": {
-        "type": "object",
-        "properties": {"range_start": {"type": "integer", "minimum": 0},
-                       "insert_before": {"type": "integer", "minimum": 0},
-                       "range_length": {"type": "integer", "minimum": 1},
-                       "snapshot_id": STR, "uris": {"type": "array", "items": STR}},
-    },
-}
+#: the component schemas, generated from the typed models (playback/openapi_models.py)
+SCHEMAS: dict[str, Any] = openapi_models.components()
 
 ERRORS = {
     "400": "Bad request (invalid parameter or body)",
@@ -213,6 +110,58 @@ def _playlist_items(suffix: str, remove_schema: str) -> dict:
     }
 
 
+#: the modules of other route groups that describe their own operations: each exposes ``PATHS`` (path ->
+#: {method: operation}) and may expose ``SCHEMAS`` (component name -> schema); one not installed is skipped
+FRAGMENTS: list[str] = ["playback.openapi_player_extra", "playback.openapi_social", "playback.openapi_recs"]
+
+RATE_LIMITED = "Too many requests for this token (see Retry-After)"
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
+                               "schema": {"type": "integer", "minimum": 1}}}
+INSUFFICIENT_SCOPE = "insufficient scope (the token lacks a scope the route needs)"
+
+
+def fragments() -> list[ModuleType]:
+    """The :data:`FRAGMENTS` modules that exist."""
+    found = []
+    for name in FRAGMENTS:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but an import inside it failed: not ours to hide
+                raise
+    return found
+
+
+def merge(paths: dict, schemas: dict, more_paths: dict, more_schemas: dict) -> None:
+    """Add a fragment's operations (method by method: a fragment may add a method to a path listed here)
+    and component schemas; redefining an operation or a different schema of the same name is an error."""
+    for path, ops in more_paths.items():
+        target = paths.setdefault(path, {})
+        for method, op in ops.items():
+            if method in target:
+                raise ValueError(f"OpenAPI fragment redefines {method.upper()} {path}")
+            target[method] = copy.deepcopy(op)  # the /v1 responses are added to it below
+    for name, schema in more_schemas.items():
+        if name in schemas and schemas[name] != schema:
+            raise ValueError(f"OpenAPI fragment redefines the schema {name}")
+        schemas[name] = copy.deepcopy(schema)
+
+
+def _v1_responses(responses: dict) -> None:
+    """What every /v1 operation can answer whatever its handler: 401 (token), 403 (scope), 429 (rate
+    limit of OAuth clients' tokens, with Retry-After), 503 (replicas catching up, with Retry-After)."""
+    responses.setdefault("401", _resp(ERRORS["401"], _ref("Error")))
+    forbidden = responses.setdefault("403", _resp("Forbidden", _ref("Error")))
+    if INSUFFICIENT_SCOPE not in forbidden["description"]:
+        forbidden["description"] += f"; or {INSUFFICIENT_SCOPE}"
+    responses.setdefault("429", _resp(RATE_LIMITED, _ref("Error")))
+    unavailable = responses.setdefault("503", _resp(CATCHING_UP, _ref("Error")))
+    if CATCHING_UP.lower() not in unavailable["description"].lower():  # a write's own 503 (broker unavailable): catching up too
+        unavailable["description"] += f"; or {CATCHING_UP[0].lower()}{CATCHING_UP[1:]}"
+    for code in ("429", "503"):  # every 429 and 503 carries Retry-After (playback/app.py)
+        responses[code].setdefault("headers", RETRY_AFTER)
+
+
 def spec(server_url: str | None = None) -> dict:
     """The OpenAPI document (``server_url``: the base URL to advertise)."""
     market = _q("market", {"type": "string"}, description="ISO 3166-1 alpha-2 code or from_token")
@@ -229,22 +178,22 @@ def spec(server_url: str | None = None) -> dict:
             {"200": _resp("The track", _ref("Track"))}, params=[_p("id"), market])},
         "/v1/tracks": {"get": _op(
             "getSeveralTracks", "Tracks by id (null for an unknown id)",
-            {"200": _resp("Tracks", _obj({"tracks": {"type": "array", "items": _nullable(_ref("Track"))}}))},
+            {"200": _resp("Tracks", _ref("Tracks"))},
             params=[IDS, market])},
         "/v1/tracks/": {"get": _op(
             "getSeveralTracksSlash", "Tracks by id (null for an unknown id)",
-            {"200": _resp("Tracks", _obj({"tracks": {"type": "array", "items": _nullable(_ref("Track"))}}))},
+            {"200": _resp("Tracks", _ref("Tracks"))},
             params=[IDS, market])},
         "/v1/albums/{id}": {"get": _op(
             "getAlbum", "An album with its first page of tracks", {"200": _resp("The album", _ref("Album"))},
             params=[_p("id"), market])},
         "/v1/albums": {"get": _op(
             "getSeveralAlbums", "Albums by id (null for an unknown id)",
-            {"200": _resp("Albums", _obj({"albums": {"type": "array", "items": _nullable(_ref("Album"))}}))},
+            {"200": _resp("Albums", _ref("Albums"))},
             params=[IDS, market])},
         "/v1/albums/": {"get": _op(
             "getSeveralAlbumsSlash", "Albums by id (null for an unknown id)",
-            {"200": _resp("Albums", _obj({"albums": {"type": "array", "items": _nullable(_ref("Album"))}}))},
+            {"200": _resp("Albums", _ref("Albums"))},
             params=[IDS, market])},
         "/v1/albums/{id}/tracks": {"get": _op(
             "getAlbumTracks", "An album's tracks (paged)", {"200": _resp("Tracks", _ref("TrackPage"))},
@@ -256,15 +205,15 @@ def spec(server_url: str | None = None) -> dict:
             "getArtist", "An artist", {"200": _resp("The artist", _ref("Artist"))}, params=[_p("id")])},
         "/v1/artists": {"get": _op(
             "getSeveralArtists", "Artists by id (null for an unknown id)",
-            {"200": _resp("Artists", _obj({"artists": {"type": "array", "items": _nullable(_ref("Artist"))}}))},
+            {"200": _resp("Artists", _ref("Artists"))},
             params=[IDS])},
         "/v1/artists/": {"get": _op(
             "getSeveralArtistsSlash", "Artists by id (null for an unknown id)",
-            {"200": _resp("Artists", _obj({"artists": {"type": "array", "items": _nullable(_ref("Artist"))}}))},
+            {"200": _resp("Artists", _ref("Artists"))},
             params=[IDS])},
         "/v1/artists/{id}/top-tracks": {"get": _op(
             "getArtistTopTracks", "The artist's 10 most streamed tracks",
-            {"200": _resp("Tracks", _obj({"tracks": {"type": "array", "items": _ref("Track")}}))},
+            {"200": _resp("Tracks", _ref("TopTracks"))},
             params=[_p("id"), market])},
         "/v1/artists/{id}/albums": {"get": _op(
             "getArtistAlbums", "The artist's albums (paged)", {"200": _resp("Albums", _ref("AlbumPage"))},
@@ -351,11 +300,14 @@ def spec(server_url: str | None = None) -> dict:
                                           {"200": _resp("The export", privacy_openapi.EXPORT_SCHEMA)},
                                           errors=("401",))},
     }
-    # every /v1 route answers 503 (with Retry-After) while the read replicas catch up (playback/app.py)
+    schemas = dict(SCHEMAS)
+    merge(paths, schemas, oauth_openapi.PATHS, oauth_openapi.SCHEMAS)
+    for fragment in fragments():
+        merge(paths, schemas, fragment.PATHS, getattr(fragment, "SCHEMAS", {}))
     for path, ops in paths.items():
         if path.startswith("/v1/"):
             for op in ops.values():
-                op["responses"].setdefault("503", _resp(CATCHING_UP, _ref("Error")))
+                _v1_responses(op["responses"])
     return {
         "openapi": "3.0.3",
         "info": {"title": "playlog playback API", "version": "1",
@@ -365,7 +317,7 @@ def spec(server_url: str | None = None) -> dict:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

@@ -43,7 +43,7 @@ def album_object(replica: ReplicaState, base: str, album_id: str | None) -> dict
     doc = replica.albums.get(album_id) or {}
     artwork = doc.get("artwork_uri")
     return {
-        "id": pub(album_id), "name": doc.get("title"), "type": "album", "album_type": "album",
+        "id": pub(album_id), "name": doc.get("title"), "type": "album", "album_type": "album", "album_group": "album",
         "uri": uri("album", album_id), "href": f"{base}/v1/albums/{pub(album_id)}",
         "release_date": doc.get("release_date"), "release_date_precision": "day",
         "label": doc.get("label"),
@@ -120,10 +120,16 @@ def device_list(user: dict | None, state: dict | None) -> dict:
     return {"devices": [device_object(user, d, state, is_active=d == active) for d in sorted(devices(user or {}))]}
 
 
+def user_ref(base: str, user_id: str) -> dict:
+    """The public user reference of playlist owners and ``added_by`` (Spotify's PlaylistUserObject)."""
+    return {"id": user_id, "type": "user", "uri": f"spotify:user:{user_id}", "href": f"{base}/v1/users/{user_id}",
+            "external_urls": {"spotify": f"{base}/user/{user_id}"}}
+
+
 def user_object(base: str, user_id: str, user: dict | None) -> dict:
     """The private user object of ``GET /v1/me`` (``country``/``product`` from the users view)."""
     doc = user or {}
-    return {"id": user_id, "type": "user", "uri": f"spotify:user:{user_id}",
+    return {"id": user_id, "account_id": user_id, "type": "user", "uri": f"spotify:user:{user_id}",
             "href": f"{base}/v1/users/{user_id}", "display_name": pii_reader.read(user_id, "display_name", doc.get("display_name")),
             "country": doc.get("country"), "product": doc.get("product"),
             "external_urls": {"spotify": f"{base}/user/{user_id}"},
@@ -157,7 +163,8 @@ def playback_state(replica: ReplicaState, base: str, user: dict | None, state: d
     context = None
     if state.get("context_uri"):
         scheme, kind, ctx_id = state["context_uri"].split(":", 2)
-        context = {"uri": f"{scheme}:{kind}:{pub(ctx_id)}", "type": kind}
+        context = {"uri": f"{scheme}:{kind}:{pub(ctx_id)}", "type": kind, "href": f"{base}/v1/{kind}s/{pub(ctx_id)}",
+                   "external_urls": {"spotify": f"{base}/{kind}/{pub(ctx_id)}"}}
     return {
         "device": device_object(user, state["active_device"], state),
         "repeat_state": "off", "shuffle_state": False, "context": context, "timestamp": now_ms,
@@ -177,14 +184,16 @@ def playlist_object(replica: ReplicaState, base: str, state: dict, now_ms: int) 
             canon = replica.canonical_id(e["track_id"]) or e["track_id"]
             track = (track_object(replica, base, canon, None, now_ms) if canon in replica.tracks
                      else {"id": pub(e["track_id"]), "type": "track", "uri": uri("track", e["track_id"])})
-            items.append({"added_at": format_ts(e["added_at"]), "added_by": {"id": e["added_by"], "type": "user"},
+            items.append({"added_at": format_ts(e["added_at"]), "added_by": user_ref(base, e["added_by"]),
                           "is_local": False, "track": track, "item": track})
+        owner = {**user_ref(base, state["owner_id"]), "display_name": pii_reader.read(
+            state["owner_id"], "display_name", (replica.users.get(state["owner_id"]) or {}).get("display_name"))}
     return {
         "id": pub(pid), "type": "playlist", "uri": uri("playlist", pid),
         "href": f"{base}/v1/playlists/{pub(pid)}",
         "name": state["name"], "public": state["public"], "collaborative": state["collaborative"],
         "collaborators": list(state.get("collaborators") or []),
-        "owner": {"id": state["owner_id"], "type": "user", "uri": f"spotify:user:{state['owner_id']}"},
+        "owner": owner, "followers": {"href": None, "total": 0},
         "snapshot_id": state["snapshot_id"], "description": None, "images": [],
         "tracks": {"href": f"{base}/v1/playlists/{pub(pid)}/tracks", "items": items, "limit": len(items),
                    "offset": 0, "total": len(items), "next": None, "previous": None},
