@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playback import privacy_openapi
+from playback import openapi_player_extra, privacy_openapi
 
 JSON = "application/json"
 
@@ -351,6 +351,7 @@ def spec(server_url: str | None = None) -> dict:
                                           {"200": _resp("The export", privacy_openapi.EXPORT_SCHEMA)},
                                           errors=("401",))},
     }
+    paths.update(openapi_player_extra.PATHS)  # shuffle, repeat, recently played, top items
     # every /v1 route answers 503 (with Retry-After) while the read replicas catch up (playback/app.py)
     for path, ops in paths.items():
         if path.startswith("/v1/"):
