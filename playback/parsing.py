@@ -142,11 +142,15 @@ def path_id(request: web.Request, name: str = "id", what: str = "id") -> str:
 
 
 def parse_market(request: web.Request) -> str | None:
-    """An explicit ``market`` query parameter (ISO 3166-1 alpha-2), or None if absent / ``from_token``."""
-    market = request.query.get("market")
+    """An explicit ``market`` query parameter (ISO 3166-1 alpha-2), or its older alias ``country``
+    (Spotify's name before ``market``; ``market`` wins when both are given); None if absent or
+    ``from_token`` (the caller then takes the token user's country)."""
+    name = "market" if request.query.get("market") else "country"
+    market = request.query.get(name)
     if market and market != "from_token":
         if len(market) != 2 or not market.isalpha() or not market.isupper():
-            raise ApiError(400, "Invalid market code")
+            raise ApiError(400, f"Invalid {name}: expected an ISO 3166-1 alpha-2 code or from_token, "
+                                f"got {market[:20]!r}")
         return market
     return None
 

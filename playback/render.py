@@ -167,7 +167,8 @@ def playback_state(replica: ReplicaState, base: str, user: dict | None, state: d
                    "external_urls": {"spotify": f"{base}/{kind}/{pub(ctx_id)}"}}
     return {
         "device": device_object(user, state["active_device"], state),
-        "repeat_state": "off", "shuffle_state": False, "context": context, "timestamp": now_ms,
+        "repeat_state": state.get("repeat", "off"), "shuffle_state": bool(state.get("shuffle")),
+        "smart_shuffle": False, "context": context, "timestamp": now_ms,
         "progress_ms": player_fold.progress_ms(state, now_ms, (doc or {}).get("duration_ms")),
         "is_playing": state["playing"], "item": item, "currently_playing_type": "track",
         "queue_position": state["index"], "queue": [uri("track", t) for t in player_fold.upcoming(state)],

@@ -205,7 +205,7 @@ class ReplicaState:
             for a in (doc or {}).get("artist_ids") or []:
                 self.albums_by_artist.setdefault(a, set()).add(entity_id)
             self._reindex_album(entity_id)
-            if (old or {}).get("title") != (doc or {}).get("title"):
+            if any((old or {}).get(f) != (doc or {}).get(f) for f in ("title", "release_date")):
                 self._reindex_tracks(self.by_album.get(entity_id, ()))
         else:
             raise ValueError(f"unknown catalog key {key!r}")

@@ -13,7 +13,9 @@ One index holds three kinds of documents (``kind``: track / artist / album), eac
 - ``title`` / ``artist`` / ``album`` (default tokenizer: split on non-alphanumerics, lowercase):
   the track title / artist names / album title (an artist's name goes in ``artist``, an album's
   title in ``album``);
-- ``popularity`` (u64 fast field, 0..100, see :func:`popularity_of`): the ranking boost.
+- ``popularity`` (u64 fast field, 0..100, see :func:`popularity_of`): the ranking boost;
+- ``genre`` (default tokenizer): a track's or artist's genres, and ``year`` (u64, indexed): a
+  track's album's or an album's release year -- only the field filters read them.
 
 Query: the text is split the way the index splits it; every word must match (AND) in one of the
 text fields, either exactly (boosted x2) or within an edit distance that grows with the word
@@ -21,6 +23,12 @@ text fields, either exactly (boosted x2) or within an edit distance that grows w
 equal to an id, alias or ISRC also matches that document. Scores are tantivy's (BM25 for exact
 terms, constant for fuzzy ones) multiplied by ``log2(2 + popularity)`` (tantivy's
 ``weight_by_field``), so among equally good text matches the most streamed ranks first.
+
+Field filters (``artist:"Daft Punk" year:1990-1999``, parsed by :mod:`playback.search_query`; the
+route passes a :class:`~playback.search_query.ParsedQuery`, a plain string is free text only): each
+word of a filter's value must match in that field (same exact/fuzzy rule), ``isrc:`` is an exact
+match on the ISRC, ``year:`` a range on ``year``; free text, if any, must match as above. A query of
+filters only matches every document of the kind that passes them.
 
 Updates are buffered by the writer and become visible on :meth:`SearchIndex.commit` (the replica
 commits after each applied batch). Not thread-safe for writers: one thread writes (the replica's
@@ -38,6 +46,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import tantivy
+
+from playback.search_query import ParsedQuery
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +93,16 @@ def _schema() -> tantivy.Schema:
     for f in TEXT_FIELDS:
         sb.add_text_field(f, stored=False, tokenizer_name="default", index_option="freq")
     sb.add_unsigned_field("popularity", stored=False, fast=True, indexed=False)
+    sb.add_text_field("genre", stored=False, tokenizer_name="default", index_option="freq")
+    sb.add_unsigned_field("year", stored=False, fast=True, indexed=True)
     return sb.build()
+
+
+def _year(date: Any) -> int | None:
+    """The year of a ``YYYY-MM-DD`` (or ``YYYY``) release date, None when there is none."""
+    if isinstance(date, str) and len(date) >= 4 and date[:4].isdigit():
+        return int(date[:4])
+    return None
 
 
 class SearchIndex:
@@ -106,11 +125,14 @@ class SearchIndex:
         for i in fields.get("ids", ()):
             if i:
                 doc.add_text("ids", i)
-        for f in TEXT_FIELDS:
+        for f in (*TEXT_FIELDS, "genre"):
             for value in fields.get(f, ()):
                 if value:
                     doc.add_text(f, value)
         doc.add_unsigned("popularity", max(0, min(100, int(popularity))))
+        year = fields.get("year")
+        if year is not None:
+            doc.add_unsigned("year", year)
         with self._lock:
             self._writer.delete_documents_by_term("key", key)
             self._writer.add_document(doc)
@@ -126,20 +148,24 @@ class SearchIndex:
                 "title": [doc.get("title") or ""],
                 "artist": list(doc.get("artist_names") or []),
                 "album": [doc.get("album_title") or ""],
+                "genre": list(doc.get("genres") or []),
+                "year": _year(doc.get("release_date")),
             },
             popularity,
         )
 
     def upsert_artist(self, doc: Mapping[str, Any], popularity: int = 0) -> None:
         """Index an artist search document (``catalog.artist_search_document``)."""
-        self._put("artist", doc["id"], {"ids": [doc["id"]], "artist": [doc.get("name") or ""]}, popularity)
+        self._put("artist", doc["id"], {"ids": [doc["id"]], "artist": [doc.get("name") or ""],
+                                        "genre": list(doc.get("genres") or [])}, popularity)
 
     def upsert_album(self, doc: Mapping[str, Any], popularity: int = 0) -> None:
         """Index an album search document (``catalog.album_search_document``)."""
         self._put(
             "album",
             doc["id"],
-            {"ids": [doc["id"]], "album": [doc.get("title") or ""], "artist": list(doc.get("artist_names") or [])},
+            {"ids": [doc["id"]], "album": [doc.get("title") or ""], "artist": list(doc.get("artist_names") or []),
+             "year": _year(doc.get("release_date"))},
             popularity,
         )
 
@@ -160,35 +186,62 @@ class SearchIndex:
         return True
 
     # -- reading -------------------------------------------------------------------------------
-    def query_for(self, text: str, kind: str) -> tantivy.Query | None:
-        """The tantivy query for ``text`` restricted to ``kind`` (None when the text has no words)."""
-        words = list(dict.fromkeys(tokens(text)))[:MAX_QUERY_WORDS]
-        if not words:
-            return None
+    def _words_query(self, words: list[str], fields: tuple[str, ...]) -> tantivy.Query:
+        """Every word must match (exactly, boosted, or within :func:`max_edits`) in one of ``fields``."""
         schema = self.schema
         Occur = tantivy.Occur
         per_word = []
         for w in words:
             alts = []
-            for f in TEXT_FIELDS:
+            for f in fields:
+                boost = _FIELD_BOOST.get(f, 1.0)
                 alts.append((Occur.Should, tantivy.Query.boost_query(
-                    tantivy.Query.term_query(schema, f, w), 2.0 * _FIELD_BOOST[f])))
+                    tantivy.Query.term_query(schema, f, w), 2.0 * boost)))
                 d = max_edits(w)
                 if d:
                     alts.append((Occur.Should, tantivy.Query.boost_query(
                         tantivy.Query.fuzzy_term_query(schema, f, w, distance=d, transposition_cost_one=True),
-                        _FIELD_BOOST[f])))
+                        boost)))
             per_word.append((Occur.Must, tantivy.Query.boolean_query(alts)))
-        text_q = tantivy.Query.boolean_query(per_word)
-        stripped = text.strip()
-        id_q = tantivy.Query.boost_query(tantivy.Query.term_query(schema, "ids", stripped), 10.0)
-        either = tantivy.Query.boolean_query([(Occur.Should, text_q), (Occur.Should, id_q)])
-        return tantivy.Query.boolean_query(
-            [(Occur.Must, tantivy.Query.term_query(schema, "kind", kind)), (Occur.Must, either)]
-        )
+        return tantivy.Query.boolean_query(per_word)
 
-    def search(self, text: str, kind: str, *, limit: int = 20, offset: int = 0) -> Hits:
-        """Ids of ``kind`` documents matching ``text``, best first, and the total number of matches."""
+    def query_for(self, text: str | ParsedQuery, kind: str) -> tantivy.Query | None:
+        """The tantivy query for ``text`` (free text, or a parsed query with field filters) restricted
+        to ``kind``; None when it can match nothing (no words and no filter, an empty year range)."""
+        parsed = text if isinstance(text, ParsedQuery) else ParsedQuery(text)
+        schema = self.schema
+        Occur = tantivy.Occur
+        musts = [(Occur.Must, tantivy.Query.term_query(schema, "kind", kind))]
+        words = list(dict.fromkeys(tokens(parsed.text)))[:MAX_QUERY_WORDS]
+        if words:
+            text_q = self._words_query(words, TEXT_FIELDS)
+            id_q = tantivy.Query.boost_query(tantivy.Query.term_query(schema, "ids", parsed.text.strip()), 10.0)
+            musts.append((Occur.Must, tantivy.Query.boolean_query([(Occur.Should, text_q), (Occur.Should, id_q)])))
+        fields, years = parsed.filters_for(kind)
+        for name, values in fields.items():
+            for value in values:
+                if name == "isrc":
+                    code = value.strip()
+                    musts.append((Occur.Must, tantivy.Query.boolean_query([
+                        (Occur.Should, tantivy.Query.term_query(schema, "ids", code)),
+                        (Occur.Should, tantivy.Query.term_query(schema, "ids", code.upper()))])))
+                    continue
+                value_words = list(dict.fromkeys(tokens(value)))[:MAX_QUERY_WORDS]
+                if not value_words:
+                    return None  # a filter with no searchable word matches nothing
+                musts.append((Occur.Must, self._words_query(value_words, ("title",) if name == "track" else (name,))))
+        if years is not None:
+            if years[0] > years[1]:
+                return None
+            musts.append((Occur.Must, tantivy.Query.range_query(
+                schema, "year", tantivy.FieldType.Unsigned, years[0], years[1])))
+        if not words and not fields and years is None:
+            return None
+        return tantivy.Query.boolean_query(musts)
+
+    def search(self, text: str | ParsedQuery, kind: str, *, limit: int = 20, offset: int = 0) -> Hits:
+        """Ids of ``kind`` documents matching ``text`` (free text, or a :class:`ParsedQuery` with field
+        filters), best first, and the total number of matches."""
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         query = self.query_for(text, kind)

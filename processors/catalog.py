@@ -283,8 +283,8 @@ def track_search_document(
 
     ``artists`` / ``albums`` map ids to artist / album documents; missing ones are skipped (their
     names are simply absent until they are ingested). Fields: id (canonical), title, isrc,
-    artist_ids, artist_names, album_id, album_title, aliases (sorted, without the canonical id),
-    genres, explicit, duration_ms.
+    artist_ids, artist_names, album_id, album_title, release_date (the album's), aliases (sorted,
+    without the canonical id), genres, explicit, duration_ms.
     """
     artists = artists or {}
     albums = albums or {}
@@ -298,6 +298,7 @@ def track_search_document(
         "artist_names": [artists[a]["name"] for a in artist_ids if a in artists],
         "album_id": track.get("album_id"),
         "album_title": album["title"] if album else None,
+        "release_date": album.get("release_date") if album else None,
         "aliases": sorted({a for a in aliases if a != canonical_id}),
         "genres": list(track.get("genres") or []),
         "explicit": track.get("explicit"),

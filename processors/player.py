@@ -16,7 +16,14 @@ State, plain JSON-able data::
      "playing": bool,
      "position_ms": int, "since": int | None,   # position at event time "since"
      "volumes": {device_id: int},
+     "shuffle": bool,             # player.shuffle_set
+     "order": [int, ...] | None,  # with shuffle: the play order, indices into "tracks"
+     "pos": int,                  # with shuffle: position in "order" of the current context item
+     "repeat": "off" | "track" | "context",   # player.repeat_set
      "seen": [event_id, ...]}     # recent event ids (dedupe window)
+
+States written before shuffle/repeat existed lack the last four keys: they read as shuffle off,
+repeat off.
 
 Semantics (Spotify Web API where it defines one):
 
@@ -31,6 +38,18 @@ Semantics (Spotify Web API where it defines one):
   interrupted; else the previous context item; at the first item, restart it. Position 0;
   playing flag unchanged.
 * ``queued``: appended to the queue. ``volume_set``: per device.
+* ``shuffle_set``: ``shuffle = true`` keeps the current context item current and plays the other items
+  of the context in a deterministic permutation, :func:`shuffled_order`, seeded by the shuffle
+  event's ``event_id`` (a Fisher-Yates shuffle whose draws are SHA-256 of ``<event_id>:<i>``: no
+  clock, no process-dependent RNG, so the worker, the API's overlay and a replay agree).
+  ``play_requested`` while shuffle is on shuffles the new context the same way, seeded by the play
+  event's id (the offset item first). ``shuffle = false`` returns to context order: next plays the
+  item that follows the current one in the context. Setting the shuffle it already has changes
+  nothing (the order is kept).
+* ``repeat_set``: ``track``: next restarts the current item (the queue waits); ``context``: next at
+  the end of the context wraps to its first item (of the shuffled order when shuffled), previous at
+  its first item wraps to the last; ``off``: next at the end is refused (dead-letter), previous at
+  the first item restarts it.
 * ``transferred``: the device becomes active; ``play = true`` starts playback (since = occurred_at),
   ``play = false`` keeps the current playing/paused state (Spotify's "keep the current state").
 
@@ -46,6 +65,7 @@ Outputs: ``{"kind": "view", "key": user_id, "view": to_view(state)}`` on change;
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,8 +82,11 @@ PLAYER_TYPES = frozenset(
         "player.queued",
         "player.transferred",
         "player.volume_set",
+        "player.shuffle_set",
+        "player.repeat_set",
     }
 )
+REPEAT_STATES = ("off", "track", "context")
 
 
 def new_state(user_id: str) -> State:
@@ -80,8 +103,29 @@ def new_state(user_id: str) -> State:
         "position_ms": 0,
         "since": None,
         "volumes": {},
+        "shuffle": False,
+        "order": None,
+        "pos": 0,
+        "repeat": "off",
         "seen": [],
     }
+
+
+def shuffled_order(n: int, first: int, seed: str) -> list[int]:
+    """A play order over ``n`` context items: ``first``, then the other indices in a permutation
+    drawn by Fisher-Yates with ``j = SHA-256("<seed>:<i>") mod (i + 1)`` (pure and deterministic)."""
+    rest = [i for i in range(n) if i != first]
+    for i in range(len(rest) - 1, 0, -1):
+        digest = hashlib.sha256(f"{seed}:{i}".encode()).digest()
+        j = int.from_bytes(digest[:8], "big") % (i + 1)
+        rest[i], rest[j] = rest[j], rest[i]
+    return [first, *rest] if 0 <= first < n else rest
+
+
+def _order(state: Mapping[str, Any]) -> list[int] | None:
+    """The shuffled play order when shuffle is on and there is a context, else None."""
+    order = state.get("order")
+    return order if state.get("shuffle") and order else None
 
 
 def evolve(
@@ -133,6 +177,10 @@ def _apply(state: State, event: Mapping[str, Any]) -> tuple[State, str | None]:
             position_ms=event["position_ms"],
             since=at,
         )
+        if state.get("shuffle"):
+            new.update(order=shuffled_order(len(tracks), offset, event["event_id"]), pos=0)
+        else:
+            new.update(order=None, pos=0)
     elif etype in ("player.paused", "player.resumed", "player.seeked"):
         if state["item"] is None:
             return state, f"{etype} with nothing to play"
@@ -145,21 +193,9 @@ def _apply(state: State, event: Mapping[str, Any]) -> tuple[State, str | None]:
     elif etype == "player.skipped_to":
         if state["item"] is None:
             return state, "skipped_to with nothing to play"
-        if event["direction"] == "next":
-            if state["queue"]:
-                new.update(item=state["queue"][0], queue=state["queue"][1:], from_queue=True)
-            elif state["index"] + 1 < len(state["tracks"]):
-                index = state["index"] + 1
-                new.update(index=index, item=state["tracks"][index], from_queue=False)
-            else:
-                return state, "skipped_to next with no next track in the queue or context"
-        else:
-            if state["from_queue"]:
-                index = state["index"]
-            else:
-                index = max(0, state["index"] - 1)
-            item = state["tracks"][index] if state["tracks"] else state["item"]
-            new.update(index=index, item=item, from_queue=False)
+        reason = _skip(state, new, event["direction"])
+        if reason is not None:
+            return state, reason
         new.update(position_ms=0, since=at)
     elif etype == "player.queued":
         new["queue"] = [*state["queue"], event["track_id"]]
@@ -172,7 +208,55 @@ def _apply(state: State, event: Mapping[str, Any]) -> tuple[State, str | None]:
                 new.update(playing=True, since=at)
     elif etype == "player.volume_set":
         new["volumes"] = {**state["volumes"], event["device_id"]: event["volume_percent"]}
+    elif etype == "player.shuffle_set":
+        on = event["shuffle"]
+        if on != bool(state.get("shuffle")):
+            order = None
+            if on and state["tracks"]:
+                order = shuffled_order(len(state["tracks"]), state["index"], event["event_id"])
+            new.update(shuffle=on, order=order, pos=0)
+    elif etype == "player.repeat_set":
+        if event["repeat"] not in REPEAT_STATES:
+            return state, f"repeat state {event['repeat']!r} is not one of {', '.join(REPEAT_STATES)}"
+        new["repeat"] = event["repeat"]
     return new, None
+
+
+def _skip(state: State, new: State, direction: str) -> str | None:
+    """Move ``new`` to the next / previous item (see the module docstring); a reason when refused."""
+    tracks, repeat, order = state["tracks"], state.get("repeat", "off"), _order(state)
+    # the context as played: positions 0..n-1 of the order (shuffled) or of the tracks themselves
+    n = len(order) if order else len(tracks)
+    at = state.get("pos", 0) if order else state["index"]
+
+    def goto(p: int) -> None:
+        index = order[p] if order else p
+        new.update(index=index, item=tracks[index], from_queue=False, pos=p if order else state.get("pos", 0))
+
+    if direction == "next":
+        if repeat == "track":
+            return None  # the same item again, from the start
+        if state["queue"]:
+            new.update(item=state["queue"][0], queue=state["queue"][1:], from_queue=True)
+        elif at + 1 < n:
+            goto(at + 1)
+        elif repeat == "context" and n:
+            goto(0)
+        else:
+            return "skipped_to next with no next track in the queue or context"
+        return None
+    if not tracks:
+        new["from_queue"] = False
+        return None  # nothing but the current item: restart it
+    if state["from_queue"]:
+        goto(at)
+    elif at > 0:
+        goto(at - 1)
+    elif repeat == "context":
+        goto(n - 1)
+    else:
+        goto(0)
+    return None
 
 
 def progress_ms(state: Mapping[str, Any], now_ms: int, duration_ms: int | None = None) -> int:
@@ -188,13 +272,18 @@ def progress_ms(state: Mapping[str, Any], now_ms: int, duration_ms: int | None =
 
 
 def upcoming(state: Mapping[str, Any]) -> list[str]:
-    """What plays next: the user queue, then the rest of the context."""
+    """What plays next: the user queue, then the rest of the context (in the shuffled order when
+    shuffle is on). Repeat does not extend the list."""
+    order = _order(state)
+    if order:
+        return [*state["queue"], *(state["tracks"][i] for i in order[state.get("pos", 0) + 1 :])]
     return [*state["queue"], *state["tracks"][state["index"] + 1 :]]
 
 
 def to_view(state: Mapping[str, Any]) -> dict[str, Any]:
     """The player document: ``{"user_id", "device_id", "item", "context_uri", "is_playing",
-    "position_ms", "since", "queue_position", "queue": [...upcoming], "volumes"}``.
+    "position_ms", "since", "queue_position", "queue": [...upcoming], "volumes", "shuffle_state",
+    "repeat_state"}``.
     The API derives ``progress_ms`` with :func:`progress_ms` at request time."""
     return {
         "user_id": state["user_id"],
@@ -207,4 +296,6 @@ def to_view(state: Mapping[str, Any]) -> dict[str, Any]:
         "queue_position": state["index"],
         "queue": upcoming(state),
         "volumes": dict(state["volumes"]),
+        "shuffle_state": bool(state.get("shuffle")),
+        "repeat_state": state.get("repeat", "off"),
     }

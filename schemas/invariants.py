@@ -12,6 +12,7 @@ PRODUCTS = frozenset({"free", "premium"})
 CODECS = frozenset({"aac", "opus", "vorbis", "mp3"})
 DEVICE_TYPES = frozenset({"phone", "computer", "speaker", "tv", "car", "web"})
 DIRECTIONS = frozenset({"next", "previous"})
+REPEAT_STATES = frozenset({"track", "context", "off"})
 LIBRARY_ITEM_TYPES = frozenset({"track", "album", "artist"})  # what a user can star
 SHARES_TOTAL = 1_000_000
 EVERYWHERE = "*"  # the territory of a takedown that applies in every country
@@ -112,6 +113,7 @@ CHECKS: dict[str, list[Callable[[dict], str | None]]] = {
     "player.seeked": [_non_negative("position_ms")],
     "player.skipped_to": [_one_of("direction", DIRECTIONS)],
     "player.volume_set": [_volume],
+    "player.repeat_set": [_one_of("repeat", REPEAT_STATES)],
     "playlist.tracks_added": [lambda ev: _non_negative("position")(ev) if ev["position"] is not None else None],
     "playlist.tracks_moved": [_non_negative("range_start", "range_length", "insert_before")],
     "library.starred": [_one_of("item_type", LIBRARY_ITEM_TYPES)],

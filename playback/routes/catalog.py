@@ -1,4 +1,4 @@
-"""Routes: ``GET /v1/search``, tracks, albums (+ their tracks), artists (+ top tracks, albums): catalog
+"""Routes: ``GET /v1/search`` (field filters in ``q``: playback/search_query.py), tracks, albums (+ their tracks), artists (+ top tracks, albums): catalog
 reads from the replica. Path and ``ids`` ids are public ids (playback/ids.py)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from playback.parsing import (
     text_param,
     valid_id,
 )
+from playback.search_query import parse_query
 from playback.service import PlaybackApi, api_of
 
 SEARCH_TYPES = ("track", "artist", "album")
@@ -45,6 +46,10 @@ async def search(request: web.Request) -> web.Response:
         raise ApiError(400, "Bad search type field: use track, artist and/or album")
     limit = int_param(request, "limit", 20, 0, 50)
     offset = int_param(request, "offset", 0, 0, 1000)
+    try:
+        parsed = parse_query(q)  # field filters: artist:, album:, track:, genre:, isrc:, year:
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
     market = api.market(request)
     replica = api.replica
     index = replica.search
@@ -53,7 +58,7 @@ async def search(request: web.Request) -> web.Response:
     base, now_ms = base_url(request), api.now_ms()
     out: dict[str, Any] = {}
     for kind in dict.fromkeys(types):
-        hits = index.search(q, kind, limit=limit, offset=offset)
+        hits = index.search(parsed, kind, limit=limit, offset=offset)
         with replica.lock:
             if kind == "track":
                 items = [render.track_object(replica, base, t, market, now_ms) for t in hits.ids]

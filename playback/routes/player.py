@@ -1,4 +1,9 @@
-"""Routes: ``/v1/me/player`` and its controls (play, transfer, pause, seek, next, previous, queue, volume).
+"""Routes: ``/v1/me/player`` and its controls (play, transfer, pause, seek, next, previous, queue, volume,
+shuffle, repeat).
+
+Every command takes ``device_id`` (query; ``play`` also in its body): a device the user registered
+(404 ``Device not found`` naming it otherwise); without it, the active device, else the user's first
+device, else 404 ``NO_ACTIVE_DEVICE``.
 
 Every control is a ``player.*`` event. It is folded first with the worker's own pure fold
 (``processors.player.evolve``) over the replica's state: a command the fold would refuse (nothing to
@@ -34,13 +39,19 @@ from processors import playlists as playlists_fold
 routes = web.RouteTableDef()
 
 
+def _unknown_device(device_id: object) -> ApiError:
+    shown = repr(device_id)[:80]
+    return ApiError(404, f"Device not found: {shown} is not one of your registered devices "
+                         "(GET /v1/me/player/devices lists them)")
+
+
 def _device(request: web.Request, user: dict, state: dict | None, body: dict | None = None) -> str:
     """The device the command is for: ``device_id`` (query or body), else the active one, else the first."""
     devices = render.devices(user)
     device_id = request.query.get("device_id") or (body or {}).get("device_id")
     if device_id is not None:
         if not isinstance(device_id, str) or device_id not in devices:
-            raise ApiError(404, "Device not found")
+            raise _unknown_device(device_id)
         return device_id
     if state and state.get("active_device"):
         return state["active_device"]
@@ -49,13 +60,18 @@ def _device(request: web.Request, user: dict, state: dict | None, body: dict | N
     raise ApiError(404, "Player command failed: No active device found", reason="NO_ACTIVE_DEVICE")
 
 
+# Spotify's PlayerError reasons for what the fold refuses (its dead-letter reason's words -> the code)
+_REASONS = (("no next track", "NO_NEXT_TRACK"), ("nothing to play", "NOT_PLAYING_TRACK"))
+
+
 async def _command(api: PlaybackApi, uid: str, event: dict) -> None:
     """Fold the command over the user's player state (403 if refused), then produce it."""
     state = api.replica.player_state(uid)
     _, outputs = player_fold.evolve(state, event)
     for out in outputs:
         if out.get("kind") == "dead_letter":
-            raise ApiError(403, f"Player command failed: {out['reason']}")
+            reason = next((code for words, code in _REASONS if words in out["reason"]), "UNKNOWN")
+            raise ApiError(403, f"Player command failed: {out['reason']}", reason=reason)
     await api.produce([event], wait=api.ack_player_commands)
 
 
@@ -185,7 +201,9 @@ async def transfer(request: web.Request) -> web.Response:
     if not isinstance(ids, list) or len(ids) != 1 or not isinstance(ids[0], str):
         raise ApiError(400, "device_ids must hold exactly one device id")
     if ids[0] not in render.devices(user):
-        raise ApiError(404, "Device not found")
+        raise _unknown_device(ids[0])
+    if request.query.get("device_id") and request.query["device_id"] != ids[0]:
+        raise ApiError(400, "device_id (query) and device_ids (body) name different devices")
     play = bool_field(body, "play", False)
     await _command(api, uid, api.event("player.transferred", user_id=uid, device_id=ids[0], play=play))
     return web.Response(status=204)
@@ -244,6 +262,7 @@ async def queue(request: web.Request) -> web.Response:
     raw = request.query.get("uri")
     if not raw:
         raise ApiError(400, "Missing required parameter uri")
+    _device(request, user, api.replica.player_state(uid))  # a device_id must be the user's
     track_id = parse_uri(raw)[1]
     canon = api.replica.canonical_id(track_id)
     if canon is None:
@@ -263,4 +282,42 @@ async def volume(request: web.Request) -> web.Response:
     device_id = _device(request, user, state)
     await _command(api, uid, api.event("player.volume_set", user_id=uid, device_id=device_id,
                                        volume_percent=percent))
+    return web.Response(status=204)
+
+
+_BOOLS = {"true": True, "false": False}
+
+
+@routes.put("/v1/me/player/shuffle")
+async def shuffle(request: web.Request) -> web.Response:
+    """``?state=true|false``: a ``player.shuffle_set`` event (the fold's order: processors/player.py)."""
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    raw = request.query.get("state")
+    if raw is None or raw == "":
+        raise ApiError(400, "Missing required parameter state")
+    if raw.lower() not in _BOOLS:
+        raise ApiError(400, f"Invalid state: expected true or false, got {raw[:40]!r}")
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state)
+    await _command(api, uid, api.event("player.shuffle_set", user_id=uid, device_id=device_id,
+                                       shuffle=_BOOLS[raw.lower()]))
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/player/repeat")
+async def repeat(request: web.Request) -> web.Response:
+    """``?state=track|context|off``: a ``player.repeat_set`` event."""
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    raw = request.query.get("state")
+    if raw is None or raw == "":
+        raise ApiError(400, "Missing required parameter state")
+    if raw not in player_fold.REPEAT_STATES:
+        raise ApiError(400, f"Invalid state: expected track, context or off, got {raw[:40]!r}")
+    state = api.replica.player_state(uid)
+    device_id = _device(request, user, state)
+    await _command(api, uid, api.event("player.repeat_set", user_id=uid, device_id=device_id, repeat=raw))
     return web.Response(status=204)

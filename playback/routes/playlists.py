@@ -140,19 +140,37 @@ async def add_tracks(request: web.Request) -> web.Response:
     return await _edit(api, state, event, 201)
 
 
+def _removal_uris(raw: Any) -> list[Any]:
+    """The uris of a removal body: ``{"items": [{"uri"}...]}`` (since Feb 2026), ``{"tracks": [...]}``
+    (before), ``{"uris": [...]}``, or a bare array of uris or ``{"uri"}`` objects."""
+    entries = raw
+    if isinstance(raw, dict):
+        entries = next((raw[k] for k in ("items", "tracks", "uris") if k in raw), None)
+    if not isinstance(entries, list) or not 0 < len(entries) <= 100:
+        raise ApiError(400, 'Expected "items" (or "tracks"): [{"uri": ...}, ...], "uris": [...] or an array '
+                            "of uris (1 to 100)")
+    out = []
+    for e in entries:
+        if isinstance(e, dict):
+            if e.get("positions") is not None:
+                raise ApiError(400, "Removing specific positions is not supported: every occurrence of a "
+                                    "uri is removed; leave out positions")
+            out.append(e.get("uri"))
+        else:
+            out.append(e)
+    return out
+
+
 @routes.delete("/v1/playlists/{id}/tracks")
 @routes.delete("/v1/playlists/{id}/items")
 async def remove_tracks(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
     state = _playlist(api, request)
-    body = await json_object(request)
-    tracks = body.get("items", body.get("tracks"))  # "items" since Feb 2026, "tracks" before
-    if not isinstance(tracks, list) or not 0 < len(tracks) <= 100 or not all(isinstance(t, dict) for t in tracks):
-        raise ApiError(400, 'Expected "items" (or "tracks"): [{"uri": ...}, ...] (1 to 100)')
-    ids = [parse_uri(t.get("uri"))[1] for t in tracks]
+    raw = await json_body(request)
+    ids = [parse_uri(u)[1] for u in _removal_uris(raw)]
     ids = [api.replica.canonical_id(t) or t for t in ids]
-    _check_snapshot(body, state)
+    _check_snapshot(raw if isinstance(raw, dict) else {}, state)
     event = api.event("playlist.tracks_removed", playlist_id=state["playlist_id"], user_id=uid, track_ids=ids)
     return await _edit(api, state, event, 200)
 
@@ -160,24 +178,36 @@ async def remove_tracks(request: web.Request) -> web.Response:
 @routes.put("/v1/playlists/{id}/tracks")
 @routes.put("/v1/playlists/{id}/items")
 async def reorder_tracks(request: web.Request) -> web.Response:
+    """Reorder (``range_start``, ``insert_before``, ``range_length``, ``snapshot_id``) or replace
+    (``uris`` in the body, a bare array of uris, or the ``uris`` query parameter; an empty list
+    empties the playlist)."""
     api = api_of(request)
     uid = user_id(request)
     state = _playlist(api, request)
-    body = await json_object(request)
+    raw = await json_body(request, required=False)
+    body = {"uris": raw} if isinstance(raw, list) else raw if raw is not None else {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object or an array of uris")
+    if "uris" not in body and request.query.get("uris") is not None:
+        body = {**body, "uris": [u for u in request.query["uris"].split(",") if u]}
     _check_snapshot(body, state)
     pid = state["playlist_id"]
     if "uris" in body:  # replace: remove what is there, add the new list (two events, one key: in order)
-        track_ids = _track_ids(api, body["uris"])
+        track_ids = _track_ids(api, body["uris"]) if body["uris"] != [] else []
         current = list(dict.fromkeys(playlists_fold.track_ids(state)))
         if not playlists_fold.can_edit_tracks(state, uid):
             raise ApiError(403, f"user {uid!r} may not edit the tracks of playlist {pid!r}")
         events = []
         if current:
             events.append(api.event("playlist.tracks_removed", playlist_id=pid, user_id=uid, track_ids=current))
-        events.append(api.event("playlist.tracks_added", playlist_id=pid, user_id=uid, track_ids=track_ids,
-                                position=None))
-        await api.produce(events)
+        if track_ids:
+            events.append(api.event("playlist.tracks_added", playlist_id=pid, user_id=uid, track_ids=track_ids,
+                                    position=None))
+        if events:
+            await api.produce(events)
         return json_response({"snapshot_id": api.replica.playlist_state(pid)["snapshot_id"]}, 200)
+    if "range_start" not in body and "insert_before" not in body:
+        raise ApiError(400, "Expected range_start and insert_before (reorder) or uris (replace)")
     fields = {name: int_field(body, name, default, 0, INT_MAX)
               for name, default in (("range_start", REQUIRED), ("insert_before", REQUIRED), ("range_length", 1))}
     event = api.event("playlist.tracks_moved", playlist_id=pid, user_id=uid, **fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from schemas.codec import default_codec
-from schemas.invariants import CODECS, DEVICE_TYPES, DIRECTIONS, LIBRARY_ITEM_TYPES, PRODUCTS
+from schemas.invariants import CODECS, DEVICE_TYPES, DIRECTIONS, LIBRARY_ITEM_TYPES, PRODUCTS, REPEAT_STATES
 
 COUNTRIES = ["DE", "FR", "SE", "US", "JP", "BR", "GB"]
 ms = st.integers(0, 4_102_444_800_000)  # up to 2100
@@ -33,6 +33,7 @@ OVERRIDES = {
     "codec": st.sampled_from(sorted(CODECS)),
     "device_type": st.sampled_from(sorted(DEVICE_TYPES)),
     "direction": st.sampled_from(sorted(DIRECTIONS)),
+    "repeat": st.sampled_from(sorted(REPEAT_STATES)),
     "item_type": st.sampled_from(sorted(LIBRARY_ITEM_TYPES)),
     "volume_percent": st.integers(0, 100),
     "period": st.builds(lambda y, m: f"{y:04d}-{m:02d}", st.integers(2000, 2099), st.integers(1, 12)),

@@ -332,6 +332,7 @@ def test_track_search_document_joins_names_and_aliases():
         "artist_names": ["Ann"],  # ar2 not ingested yet
         "album_id": "al1",
         "album_title": "Skies",
+        "release_date": "2026-02-03",  # the album's (the search index's year: filter)
         "aliases": ["t1-b", "t1-x"],
         "genres": ["pop"],
         "explicit": False,
