@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playback import privacy_openapi
+from playback import openapi_social, privacy_openapi
 
 JSON = "application/json"
 
@@ -350,6 +350,7 @@ def spec(server_url: str | None = None) -> dict:
         privacy_openapi.PATH: {"get": _op(privacy_openapi.OPERATION_ID, privacy_openapi.SUMMARY,
                                           {"200": _resp("The export", privacy_openapi.EXPORT_SCHEMA)},
                                           errors=("401",))},
+        **openapi_social.PATHS,
     }
     # every /v1 route answers 503 (with Retry-After) while the read replicas catch up (playback/app.py)
     for path, ops in paths.items():

@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from schemas.codec import default_codec
-from schemas.invariants import CODECS, DEVICE_TYPES, DIRECTIONS, LIBRARY_ITEM_TYPES, PRODUCTS
+from schemas.invariants import (
+    CODECS,
+    DEVICE_TYPES,
+    DIRECTIONS,
+    FOLLOW_TARGET_TYPES,
+    LIBRARY_ITEM_TYPES,
+    PRODUCTS,
+)
 
 COUNTRIES = ["DE", "FR", "SE", "US", "JP", "BR", "GB"]
 ms = st.integers(0, 4_102_444_800_000)  # up to 2100
@@ -34,6 +41,7 @@ OVERRIDES = {
     "device_type": st.sampled_from(sorted(DEVICE_TYPES)),
     "direction": st.sampled_from(sorted(DIRECTIONS)),
     "item_type": st.sampled_from(sorted(LIBRARY_ITEM_TYPES)),
+    "target_type": st.sampled_from(sorted(FOLLOW_TARGET_TYPES)),
     "volume_percent": st.integers(0, 100),
     "period": st.builds(lambda y, m: f"{y:04d}-{m:02d}", st.integers(2000, 2099), st.integers(1, 12)),
     "release_date": st.builds(lambda y, m, d: f"{y:04d}-{m:02d}-{d:02d}", st.integers(1950, 2099), st.integers(1, 12), st.integers(1, 28)),
