@@ -34,7 +34,8 @@ def artist_ref(replica: ReplicaState, base: str, artist_id: str) -> dict:
 def artist_object(replica: ReplicaState, base: str, artist_id: str) -> dict:
     doc = replica.artists.get(artist_id) or {}
     return {**artist_ref(replica, base, artist_id), "genres": list(doc.get("genres") or []),
-            "popularity": 0, "images": [], "followers": {"href": None, "total": 0}}
+            "popularity": 0, "images": [],
+            "followers": {"href": None, "total": replica.followers_count("artist", artist_id)}}
 
 
 def album_object(replica: ReplicaState, base: str, album_id: str | None) -> dict | None:
@@ -194,8 +195,9 @@ def playlist_object(replica: ReplicaState, base: str, state: dict, now_ms: int) 
         "href": f"{base}/v1/playlists/{pub(pid)}",
         "name": state["name"], "public": state["public"], "collaborative": state["collaborative"],
         "collaborators": list(state.get("collaborators") or []),
-        "owner": owner, "followers": {"href": None, "total": 0},
+        "owner": owner,
         "snapshot_id": state["snapshot_id"], "description": None, "images": [],
+        "followers": {"href": None, "total": replica.followers_count("playlist", pid)},
         "tracks": {"href": f"{base}/v1/playlists/{pub(pid)}/tracks", "items": items, "limit": len(items),
                    "offset": 0, "total": len(items), "next": None, "previous": None},
         "items": {"href": f"{base}/v1/playlists/{pub(pid)}/items", "items": items, "limit": len(items),

@@ -119,6 +119,7 @@ class ReplicaState:
         self.pending_player: dict[str, list[dict]] = {}
         self.pending_playlists: dict[str, list[tuple[int, dict]]] = {}  # pid -> [(version after, event)]
         self.pending_library: dict[str, list[dict]] = {}  # user -> library events not yet in the document
+        self.followers: dict[str, set[str]] = {}  # "<target_type>:<target_id>" -> its followers (library docs)
         # bookkeeping
         self.applied = 0
         self.skipped = 0
@@ -291,6 +292,7 @@ class ReplicaState:
                 del self.pending_playlists[playlist_id]
 
     def _apply_library(self, user_id: str, doc: dict | None) -> None:
+        self._index_follows(user_id, self.library.get(user_id), doc)
         self._put(self.library, user_id, doc)
         pending = self.pending_library.get(user_id)
         if pending:  # keep only what the document does not reflect yet (the fold is order-free, idempotent)
@@ -307,6 +309,33 @@ class ReplicaState:
             for event in self.pending_library.get(user_id, ()):
                 state, _ = library_fold.evolve(state, event)
             return state
+
+    # -- social: follows and private sessions, from the library documents (routes/social.py) -----
+    def _index_follows(self, user_id: str, old: dict | None, doc: dict | None) -> None:
+        """Keep :attr:`followers` (target -> users following it) in step with one library document."""
+        before = {k for k, e in ((old or {}).get("follows") or {}).items() if e["following"]}
+        after = {k for k, e in ((doc or {}).get("follows") or {}).items() if e["following"]}
+        for key in before - after:
+            self.followers.get(key, set()).discard(user_id)
+        for key in after - before:
+            self.followers.setdefault(key, set()).add(user_id)
+
+    def follows(self, user_id: str, target_type: str) -> list[str]:
+        """Ids of the ``target_type`` (artist | user | playlist) the user follows, oldest follow first;
+        pending (just produced) follows included."""
+        return [t for t, _at in library_fold.following(self.library_state(user_id), target_type)]
+
+    def followers_count(self, target_type: str, target_id: str) -> int:
+        """How many users (erased ones not counted) follow the target, pending follows included."""
+        with self.lock:
+            key = library_fold.item_key(target_type, target_id)
+            users = set(self.followers.get(key, ()))
+            for uid in self.pending_library:
+                if library_fold.follows(self.library_state(uid), target_type, target_id):
+                    users.add(uid)
+                else:
+                    users.discard(uid)
+            return len(users - self.erased)
 
     def take_credentials_changes(self) -> set[str]:
         """The users whose credentials document changed since the last call (then forgotten)."""

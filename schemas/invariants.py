@@ -14,6 +14,7 @@ DEVICE_TYPES = frozenset({"phone", "computer", "speaker", "tv", "car", "web"})
 DIRECTIONS = frozenset({"next", "previous"})
 REPEAT_STATES = frozenset({"track", "context", "off"})
 LIBRARY_ITEM_TYPES = frozenset({"track", "album", "artist"})  # what a user can star
+FOLLOW_TARGET_TYPES = frozenset({"artist", "user", "playlist"})  # what a user can follow
 SHARES_TOTAL = 1_000_000
 EVERYWHERE = "*"  # the territory of a takedown that applies in every country
 
@@ -118,6 +119,8 @@ CHECKS: dict[str, list[Callable[[dict], str | None]]] = {
     "playlist.tracks_moved": [_non_negative("range_start", "range_length", "insert_before")],
     "library.starred": [_one_of("item_type", LIBRARY_ITEM_TYPES)],
     "library.unstarred": [_one_of("item_type", LIBRARY_ITEM_TYPES)],
+    "library.followed": [_one_of("target_type", FOLLOW_TARGET_TYPES)],
+    "library.unfollowed": [_one_of("target_type", FOLLOW_TARGET_TYPES)],
     "royalty.pool_declared": [
         _country,
         _product,

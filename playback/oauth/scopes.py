@@ -117,12 +117,16 @@ RULES: tuple[Rule, ...] = (
     _r(READ, "/v1/me/audiobooks", "user-library-read"),
     _r(READ, "/v1/me/audiobooks/contains", "user-library-read"),
     _r("PUT DELETE", "/v1/me/audiobooks", "user-library-modify"),
-    _r(READ, "/v1/me/library/contains", "user-library-read"),
-    _r("PUT DELETE", "/v1/me/library", "user-library-modify"),
+    # the Feb-2026 library routes also follow artists, users and playlists (playback/routes/social.py)
+    _r(READ, "/v1/me/library/contains", "user-library-read", "user-follow-read"),
+    _r("PUT DELETE", "/v1/me/library", "user-library-modify", "user-follow-modify", *PLAYLIST_MODIFY),
     # -- follow
     _r(READ, "/v1/me/following", "user-follow-read"),
     _r(READ, "/v1/me/following/contains", "user-follow-read"),
     _r("PUT DELETE", "/v1/me/following", "user-follow-modify"),
+    # -- social, this API's own (playback/routes/social.py); the private session is a player command
+    _r(READ, "/v1/me/friends/activity", "user-read-playback-state"),
+    _r(READ, "/v1/me/blends", *PLAYLIST_READ, "user-follow-read"),
     # -- personalization
     _r(READ, "/v1/me/top/{type}", "user-top-read"),
     # -- this API's own user routes (not Spotify's): a personalized home, playback, client events

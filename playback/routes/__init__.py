@@ -9,9 +9,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from playback.routes import catalog, events, home, manifest, me, ops, personal, player, playlists, privacy
+from playback.routes import (
+    catalog,
+    events,
+    home,
+    manifest,
+    me,
+    ops,
+    personal,
+    player,
+    playlists,
+    privacy,
+    social,
+)
 
 TABLES: tuple[web.RouteTableDef, ...] = (
     catalog.routes, player.routes, manifest.routes, events.routes, home.routes, playlists.routes, me.routes,
-    ops.routes, privacy.routes, personal.routes,
+    ops.routes, privacy.routes, personal.routes, social.routes,
 )

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from playback import render
+from playback import blends, render
 from playback.parsing import (
     INT_MAX,
     REQUIRED,
@@ -41,7 +41,15 @@ routes = web.RouteTableDef()
 
 
 def _playlist(api: PlaybackApi, request: web.Request) -> dict:
-    state = api.replica.playlist_state(path_id(request))
+    pid = path_id(request)
+    if blends.members(pid) is not None:  # a Blend (playback/blends.py): generated, read-only, members only
+        if request.method not in ("GET", "HEAD"):
+            raise ApiError(403, "A Blend is generated daily from its members' tastes and cannot be edited")
+        state = blends.blend_state(api.replica, pid, user_id(request), api.now_ms())
+        if state is None:
+            raise ApiError(404, "Blend not found: its two users must follow each other, and only they can read it")
+        return state
+    state = api.replica.playlist_state(pid)
     if state is None:
         raise ApiError(404, "Playlist not found")
     return state

@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from schemas.codec import default_codec
-from schemas.invariants import CODECS, DEVICE_TYPES, DIRECTIONS, LIBRARY_ITEM_TYPES, PRODUCTS, REPEAT_STATES
+from schemas.invariants import (
+    CODECS,
+    DEVICE_TYPES,
+    DIRECTIONS,
+    FOLLOW_TARGET_TYPES,
+    LIBRARY_ITEM_TYPES,
+    PRODUCTS,
+    REPEAT_STATES,
+)
 
 COUNTRIES = ["DE", "FR", "SE", "US", "JP", "BR", "GB"]
 ms = st.integers(0, 4_102_444_800_000)  # up to 2100
@@ -35,6 +43,7 @@ OVERRIDES = {
     "direction": st.sampled_from(sorted(DIRECTIONS)),
     "repeat": st.sampled_from(sorted(REPEAT_STATES)),
     "item_type": st.sampled_from(sorted(LIBRARY_ITEM_TYPES)),
+    "target_type": st.sampled_from(sorted(FOLLOW_TARGET_TYPES)),
     "volume_percent": st.integers(0, 100),
     "period": st.builds(lambda y, m: f"{y:04d}-{m:02d}", st.integers(2000, 2099), st.integers(1, 12)),
     "release_date": st.builds(lambda y, m, d: f"{y:04d}-{m:02d}-{d:02d}", st.integers(1950, 2099), st.integers(1, 12), st.integers(1, 28)),

@@ -45,7 +45,7 @@ def spec_events() -> dict[str, list[str]]:
 
 def test_spec_parser_sees_the_catalog() -> None:
     events = spec_events()
-    assert len(events) == 36  # 29 + playlist.deleted, library.*, app_password.* (the Subsonic API), player.shuffle_set|repeat_set
+    assert len(events) == 39  # 29 + playlist.deleted, library.*, app_password.* (the Subsonic API), player.shuffle_set|repeat_set, follows + private session
     assert events["track.ingested"][-1] == "rightsholders"
     assert events["rights.changed"] == ["track_id", "territory", "allowed", "valid_from", "valid_to"]
 

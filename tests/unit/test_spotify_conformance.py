@@ -59,6 +59,9 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/v1/recommendations", {"params": {"seed_tracks": "t1"}}),
     ("GET", "/v1/me/following", {"params": {"type": "artist"}}),
     ("GET", "/v1/me/tracks", {}),
+    ("GET", "/v1/me/following/contains", {"params": {"type": "artist", "ids": "ar1"}}),
+    ("GET", "/v1/me/library/contains", {"params": {"uris": "spotify:artist:ar1"}}),
+    ("GET", "/v1/playlists/{id}/followers/contains", {"params": {"ids": "u1"}}),
     # writes last: they change the player and playlist the reads above saw
     ("POST", "/v1/playlists/{id}/tracks", {"json": {"uris": ["spotify:track:t2"]}}),
     ("POST", "/v1/playlists/{id}/items", {"json": {"uris": ["spotify:track:t3"]}}),
@@ -78,6 +81,12 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("PUT", "/v1/me/player/pause", {}),
     ("PUT", "/v1/me/player", {"json": {"device_ids": ["d1"], "play": True}}),
     ("PUT", "/v1/me/player/play", {"json": {"uris": ["spotify:track:t2"]}}),
+    ("PUT", "/v1/me/following", {"params": {"type": "artist", "ids": "ar1"}}),
+    ("DELETE", "/v1/me/following", {"params": {"type": "artist", "ids": "ar1"}}),
+    ("PUT", "/v1/me/library", {"params": {"uris": "spotify:artist:ar2"}}),
+    ("DELETE", "/v1/me/library", {"params": {"uris": "spotify:artist:ar2"}}),
+    ("PUT", "/v1/playlists/{id}/followers", {"json": {"public": True}}),
+    ("DELETE", "/v1/playlists/{id}/followers", {}),
 ]
 
 
