@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playback import privacy_openapi
+from playback import openapi_recs, privacy_openapi
 
 JSON = "application/json"
 
@@ -91,9 +91,6 @@ SCHEMAS: dict[str, Any] = {
         "error": _obj({"status": INT, "message": STR}), "accepted": INT,
         "rejected": {"type": "array", "items": _obj({"index": INT, "reason": STR}, {"event_id": _nullable(STR)})},
     }),
-    "Shelf": _obj({"id": STR, "title": STR, "context": _obj({"kind": STR, "ids": {"type": "array"}}),
-                   "track_ids": {"type": "array", "items": STR}, "items": {"type": "array", "items": _ref("Track")}}),
-    "Home": _obj({"country": STR, "shelves": {"type": "array", "items": _ref("Shelf")}}),
     "PlaylistTrack": _obj({"added_at": STR, "added_by": _obj({"id": STR}), "track": _obj({"id": STR, "uri": STR})}),
     "Playlist": _obj({
         "id": STR, "type": {"type": "string", "enum": ["playlist"]}, "uri": STR, "href": STR, "name": STR, "public": BOOL,
@@ -330,9 +327,6 @@ def spec(server_url: str | None = None) -> dict:
              "400": _resp("Some or all rejected (the valid ones were recorded)",
                           {"anyOf": [_ref("EventsRejected"), _ref("Error")]})},
             body=_body("EventsRequest"), errors=("401", "413", "503"))},
-        "/v1/views/home": {"get": _op(
-            "getHome", "Personalized shelves", {"200": _resp("Shelves", _ref("Home"))},
-            params=[_q("limit", {"type": "integer", "minimum": 1, "maximum": 50})], errors=("400", "401", "403"))},
         "/v1/users/{user_id}/playlists": {"post": _op(
             "createPlaylist", "Create a playlist (only for yourself)",
             {"201": _resp("Created", _ref("Playlist"))}, params=[_p("user_id")], body=_body("CreatePlaylist"),
@@ -350,6 +344,7 @@ def spec(server_url: str | None = None) -> dict:
         privacy_openapi.PATH: {"get": _op(privacy_openapi.OPERATION_ID, privacy_openapi.SUMMARY,
                                           {"200": _resp("The export", privacy_openapi.EXPORT_SCHEMA)},
                                           errors=("401",))},
+        **openapi_recs.PATHS,  # the recommender's routes (playback/openapi_recs.py)
     }
     # every /v1 route answers 503 (with Retry-After) while the read replicas catch up (playback/app.py)
     for path, ops in paths.items():

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from playback.routes import catalog, events, home, manifest, me, ops, player, playlists, privacy
+from playback.routes import catalog, events, home, manifest, me, ops, player, playlists, privacy, recs
 
 TABLES: tuple[web.RouteTableDef, ...] = (
     catalog.routes, player.routes, manifest.routes, events.routes, home.routes, playlists.routes, me.routes,
-    ops.routes, privacy.routes,
+    ops.routes, privacy.routes, recs.routes,
 )

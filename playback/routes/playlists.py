@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from playback import render
+from playback import recs, render
 from playback.parsing import (
     INT_MAX,
     REQUIRED,
@@ -41,7 +41,8 @@ routes = web.RouteTableDef()
 
 
 def _playlist(api: PlaybackApi, request: web.Request) -> dict:
-    state = api.replica.playlist_state(path_id(request))
+    # a playlist, or one of the caller's recommendation shelves (playback/recs.py: recs:<user>:<shelf>)
+    state = recs.playlist_state(api.replica, user_id(request), path_id(request), api.now_ms())
     if state is None:
         raise ApiError(404, "Playlist not found")
     return state

@@ -73,7 +73,8 @@ def test_no_server_errors_and_responses_match_the_schema(running: Stack) -> None
             exercise()
         except Exception as exc:  # collect every operation's first failure, then report them all
             failures.append(f"{operation.label}: {exc}")
-    assert operations == 45  # 20 + the Spotify fidelity routes (me, devices, queue, albums, artists, items...) + export
+    assert operations == 48  # 20 + the Spotify fidelity routes (me, devices, queue, albums, artists, items...) + export
+    # + radio, recommendations, available-genre-seeds
     after = _responses(running)
     grown = {k: v - before.get(k, 0.0) for k, v in after.items() if v > before.get(k, 0.0)}
     served = sum(grown.values())
