@@ -19,6 +19,8 @@
 
 Reported: per-route and per-operation p50/p99 at ``rate``, then a ladder of higher rates; the highest
 sustained rate is the highest where the achieved rate is >= 97 % of the offered one without errors.
+Then the recommender: ``GET /v1/views/home`` and ``GET /v1/recommendations`` p50/p95/p99 at
+``recs_rate`` (1,000/s) over ``recs_users`` (100,000) users, ``history_users`` of them with histories.
 
 :func:`run_search_bench` -- search latency over a ``tracks``-track synthetic catalog
 (``ingest.synthetic``): catalog events -> search documents (aliases resolved by ``CatalogIndex``) ->
@@ -153,9 +155,44 @@ def run_search_bench(tracks: int = 1_000_000, queries: int = 2000, seed: int = 0
 # the bench server (a subprocess)
 
 
+GENRES = 8
+
+
+def bench_genre(artist: int) -> str:
+    return f"g{artist % GENRES}"
+
+
+def listening_world(users: int, tracks: int, plays: int, seed: int = 0) -> list[dict]:
+    """``play.completed`` events of the first ``users`` bench users with planted tastes: each user likes
+    2 genres and 3 artists of them; a play is a favourite artist (half the time) or an artist of a liked
+    genre, then one of the artist's tracks. Spread over the 4 weeks after :data:`T0`."""
+    rng = random.Random(seed)
+    n_artists = max(1, tracks // 10)
+    by_genre: dict[str, list[int]] = {}
+    for a in range(n_artists):
+        by_genre.setdefault(bench_genre(a), []).append(a)
+    genres = sorted(by_genre)
+    out: list[dict] = []
+    n = 0
+    for u in range(users):
+        liked = rng.sample(genres, min(2, len(genres)))
+        pool = [a for g in liked for a in by_genre[g]]
+        favourites = rng.sample(pool, min(3, len(pool)))
+        for _ in range(plays):
+            n += 1
+            a = rng.choice(favourites) if rng.random() < 0.5 else rng.choice(pool)
+            t = a + n_artists * rng.randrange(max(1, tracks // n_artists))  # a track of artist a (t % n == a)
+            out.append({"type": "play.completed", "event_id": f"bench-l{n}", "play_id": f"bench-p{n}",
+                        "user_id": f"bu{u}", "track_id": f"bt{min(t, tracks - 1)}", "ms_played": 100_000,
+                        "country": ("DE", "US", "SE")[u % 3], "product": "premium" if u % 2 else "free",
+                        "occurred_at": T0 + rng.randrange(28 * 86_400_000)})
+    out.sort(key=lambda e: e["occurred_at"])
+    return out
+
+
 def bench_world(tracks: int, users: int, segments: int) -> list[dict]:
-    """Events of the bench world: artists, albums, tracks with a 4-rung ladder, rights in 3 territories,
-    users with one device each."""
+    """Events of the bench world: artists, albums, tracks with a 4-rung ladder (artist ``a`` plays genre
+    ``g{a % 8}``), rights in 3 territories, users with one device each."""
     out: list[dict] = []
     n = 0
 
@@ -165,14 +202,16 @@ def bench_world(tracks: int, users: int, segments: int) -> list[dict]:
         return {"type": etype, "event_id": f"bench-{n}", "occurred_at": T0, **fields}
 
     for a in range(max(1, tracks // 10)):
-        out.append(ev("artist.ingested", artist_id=f"ba{a}", name=f"Bench Artist {a}", genres=["pop"]))
+        out.append(ev("artist.ingested", artist_id=f"ba{a}", name=f"Bench Artist {a}",
+                      genres=[bench_genre(a)]))
         out.append(ev("album.ingested", album_id=f"bb{a}", title=f"Bench Album {a}", artist_ids=[f"ba{a}"],
                       release_date="2025-01-01", label="Bench", artwork_uri=None))
     for t in range(tracks):
         a = t % max(1, tracks // 10)
         tid = f"bt{t}"
         out.append(ev("track.ingested", track_id=tid, isrc=f"BENCH{t:07d}", title=f"Bench Track {t}",
-                      album_id=f"bb{a}", artist_ids=[f"ba{a}"], duration_ms=segments * 10_000, genres=["pop"],
+                      album_id=f"bb{a}", artist_ids=[f"ba{a}"], duration_ms=segments * 10_000,
+                      genres=[bench_genre(a)],
                       explicit=False, distributor="bench",
                       rightsholders=[{"rightsholder_id": "rh", "share_ppm": 1_000_000}]))
         for r, (codec, kbps) in enumerate((("aac", 96), ("aac", 160), ("opus", 160), ("aac", 320))):
@@ -191,9 +230,12 @@ def bench_world(tracks: int, users: int, segments: int) -> list[dict]:
     return out
 
 
-def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True) -> None:
-    """The bench API server: replica filled from the folded bench world, real Kafka publisher (or, with
-    ``kafka=False``, no broker at all: produced player events are folded into the replica at once)."""
+def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True, history_users: int = 0,
+          plays: int = 0) -> None:
+    """The bench API server: replica filled from the folded bench world (and the listening of the first
+    ``history_users`` users, ``plays`` each, folded as the listening topic would deliver it), real Kafka
+    publisher (or, with ``kafka=False``, no broker at all: produced player events are folded into the
+    replica at once)."""
     from aiohttp import web
 
     from core.settings import load
@@ -210,6 +252,12 @@ def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True)
         published, _ = views.apply_batch(spec, {}, [(None, e) for e in events])
         for key, (_, doc) in published.items():
             replica.apply(spec.name, key, doc)
+    began = time.perf_counter()
+    for e in listening_world(history_users, tracks, plays):
+        replica.apply("listening", e["user_id"], e)
+    if history_users:
+        log.warning("bench server: %d users x %d plays folded in %.1fs", history_users, plays,
+                    time.perf_counter() - began)
     replica.search.commit()
     replica.ready = True
     if kafka:
@@ -246,9 +294,34 @@ class RateResult:
 
 
 @dataclass
+class RecsRateResult:
+    """One recommender route at a fixed offered rate (open loop; a request still waiting for a connection
+    ``give_up_s`` after its scheduled start is dropped and counted at ``give_up_s``)."""
+
+    route: str
+    offered_rps: float
+    achieved_rps: float
+    requests: int
+    errors: int
+    dropped: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+@dataclass
 class ApiBenchResult:
     at_rate: RateResult
     ladder: list[RateResult] = field(default_factory=list)
+    recs: list[RecsRateResult] = field(default_factory=list)
+    home_p95_ms: float = 0.0  # flat copies of ``recs`` (the bench record keeps scalars only)
+    home_achieved_rps: float = 0.0
+    recommendations_p95_ms: float = 0.0
+    recommendations_achieved_rps: float = 0.0
+    recs_rate: float = 0.0
+    recs_users: int = 0
+    history_users: int = 0
+    history_plays: int = 0
     highest_sustained_rps: float = 0.0
     tracks: int = 0
     users: int = 0
@@ -343,6 +416,55 @@ async def _run_rate(port: int, rps: float, seconds: float, tokens: list[str], tr
     )
 
 
+async def _run_recs_rate(port: int, route: str, rps: float, seconds: float, tokens: list[str], tracks: int,
+                         connections: int, rng: random.Random, give_up_s: float = 5.0) -> RecsRateResult:
+    """``GET`` requests of ``route`` ("home": ``/v1/views/home?limit=10``; "recommendations":
+    ``/v1/recommendations?seed_tracks=<random>&limit=20``) for random users, scheduled at ``rps``."""
+    conns = [_Conn(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(connections)]
+    free: asyncio.Queue[_Conn] = asyncio.Queue()
+    for c in conns:
+        free.put_nowait(c)
+    n = int(rps * seconds)
+    interval = 1.0 / rps
+    lat: list[float] = []
+    errors = dropped = 0
+
+    async def request(scheduled: float, user: int, track: int) -> None:
+        nonlocal errors, dropped
+        conn = await free.get()
+        try:
+            if time.perf_counter() - scheduled > give_up_s:
+                dropped += 1
+                lat.append(give_up_s)
+                return
+            path = (b"/v1/views/home?limit=10" if route == "home"
+                    else b"/v1/recommendations?seed_tracks=bt%d&limit=20" % track)
+            raw = (b"GET " + path + b" HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer " + tokens[user].encode() +
+                   b"\r\n\r\n")
+            status = await conn.request(raw)
+            lat.append(time.perf_counter() - scheduled)
+            errors += status != 200
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+        finally:
+            free.put_nowait(conn)
+
+    began = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        scheduled = began + i * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(request(scheduled, rng.randrange(len(tokens)), rng.randrange(tracks))))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    for c in conns:
+        c.writer.close()
+    return RecsRateResult(route, rps, round((n - dropped) / elapsed, 1), n, errors, dropped,
+                          _pct(lat, 0.5), _pct(lat, 0.95), _pct(lat, 0.99))
+
+
 def run_api_bench(
     rate: float = 2000.0,
     seconds: float = 10.0,
@@ -356,9 +478,19 @@ def run_api_bench(
     bootstrap: str | None = None,
     kafka: bool = True,
     seed: int = 0,
+    recs_rate: float = 1000.0,
+    recs_seconds: float = 2.0,
+    recs_users: int = 100_000,
+    history_users: int = 2_000,
+    history_plays: int = 20,
 ) -> ApiBenchResult:
     """Play+manifest latency at ``rate`` requests/s for ``seconds``, then the ``ladder`` of higher rates
-    (stopping at the first one not sustained). Loopback only; bounded by the arguments."""
+    (stopping at the first one not sustained); then ``GET /v1/views/home`` and ``GET /v1/recommendations``
+    at ``recs_rate`` for ``recs_seconds`` each over ``recs_users`` registered users (random ones), the
+    first ``history_users`` of them with ``history_plays`` plays of planted tastes (the others are cold
+    starts: the replica folds about 1,000 users x 20 plays in 5-25 s here, search re-indexing included,
+    so 100,000 histories would take an hour to prepare; fewer by default).
+    Loopback only; bounded by the arguments."""
     from core.settings import load
     from devstack.kafka import LocalKafka, free_port, port_open
     from devstack.supervisor import Child
@@ -380,27 +512,38 @@ def run_api_bench(
                    PLAYLOG_LOG_LEVEL="WARNING")
         if kafka:
             create_topics(load(env))
+        all_users = max(users, recs_users)
+        history_users = min(history_users, all_users)
         server = Child("bench-api", [sys.executable, "-m", "benchmarks.api", "serve", str(port), str(tracks),
-                                     str(users), str(segments), "kafka" if kafka else "none"],
+                                     str(all_users), str(segments), "kafka" if kafka else "none",
+                                     str(history_users), str(history_plays)],
                        env, tmp / "server.log").start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120 + all_users / 1000 + history_users * history_plays / 100
         while not port_open("127.0.0.1", port):
             if not server.alive() or time.monotonic() > deadline:
                 raise RuntimeError("the bench API server did not start: " + server.tail(40))
             time.sleep(0.1)
         now = time.time()
-        tokens = [issue_token(f"bu{u}", TOKEN_SECRET, now=now, ttl=3600) for u in range(users)]
+        tokens = [issue_token(f"bu{u}", TOKEN_SECRET, now=now, ttl=3600) for u in range(all_users)]
+        play_tokens = tokens[:users]
         rng = random.Random(seed)
 
         async def main() -> ApiBenchResult:
-            await _run_rate(port, 1000, 2.0, tokens, tracks, connections, rng)  # warm-up (not reported)
-            at = await _run_rate(port, rate, seconds, tokens, tracks, connections, rng)
+            await _run_rate(port, 1000, 2.0, play_tokens, tracks, connections, rng)  # warm-up (not reported)
+            at = await _run_rate(port, rate, seconds, play_tokens, tracks, connections, rng)
             result = ApiBenchResult(at, tracks=tracks, users=users, segments_per_rung=segments,
-                                    broker=bootstrap or "none (events folded in process)")
+                                    broker=bootstrap or "none (events folded in process)", recs_users=all_users,
+                                    history_users=history_users, history_plays=history_plays)
             if at.errors == 0 and at.achieved_rps >= 0.97 * rate:
                 result.highest_sustained_rps = at.achieved_rps
+            for route in ("home", "recommendations") if recs_seconds > 0 else ():
+                step = await _run_recs_rate(port, route, recs_rate, recs_seconds, tokens, tracks, connections, rng)
+                result.recs.append(step)
+                setattr(result, f"{route}_p95_ms", step.p95_ms)
+                setattr(result, f"{route}_achieved_rps", step.achieved_rps)
+                result.recs_rate = recs_rate
             for r in ladder:
-                step = await _run_rate(port, r, ladder_seconds, tokens, tracks, connections, rng)
+                step = await _run_rate(port, r, ladder_seconds, play_tokens, tracks, connections, rng)
                 result.ladder.append(step)
                 if step.errors or step.achieved_rps < 0.97 * r:
                     break
@@ -419,8 +562,11 @@ def run_api_bench(
 
 
 if __name__ == "__main__":  # the bench server entry point
-    if len(sys.argv) == 7 and sys.argv[1] == "serve":
+    if len(sys.argv) in (7, 9) and sys.argv[1] == "serve":
         logging.basicConfig(level=logging.WARNING)
-        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "kafka")
+        history = (int(sys.argv[7]), int(sys.argv[8])) if len(sys.argv) == 9 else (0, 0)
+        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "kafka",
+              *history)
     else:
-        sys.exit("usage: python -m benchmarks.api serve PORT TRACKS USERS SEGMENTS kafka|none")
+        sys.exit("usage: python -m benchmarks.api serve PORT TRACKS USERS SEGMENTS kafka|none "
+                 "[HISTORY_USERS PLAYS]")

@@ -279,9 +279,6 @@ def spec(server_url: str | None = None) -> dict:
              "400": _resp("Some or all rejected (the valid ones were recorded)",
                           {"anyOf": [_ref("EventsRejected"), _ref("Error")]})},
             body=_body("EventsRequest"), errors=("401", "413", "503"))},
-        "/v1/views/home": {"get": _op(
-            "getHome", "Personalized shelves", {"200": _resp("Shelves", _ref("Home"))},
-            params=[_q("limit", {"type": "integer", "minimum": 1, "maximum": 50})], errors=("400", "401", "403"))},
         "/v1/users/{user_id}/playlists": {"post": _op(
             "createPlaylist", "Create a playlist (only for yourself)",
             {"201": _resp("Created", _ref("Playlist"))}, params=[_p("user_id")], body=_body("CreatePlaylist"),

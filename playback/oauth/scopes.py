@@ -131,6 +131,7 @@ RULES: tuple[Rule, ...] = (
     _r(READ, "/v1/me/top/{type}", "user-top-read"),
     # -- this API's own user routes (not Spotify's): a personalized home, playback, client events
     _r(READ, "/v1/views/home", "user-read-private", "user-top-read"),
+    _r(READ, "/v1/views/radio", "user-read-private", "user-top-read"),
     _r(READ, "/v1/playback/{track_id}/manifest", "streaming"),
     _r(READ, "/v1/playback/{track_id}/hls/{file}", "streaming"),
     _r("POST", "/v1/events", "streaming", "user-modify-playback-state"),

@@ -20,10 +20,11 @@ from playback.routes import (
     player,
     playlists,
     privacy,
+    recs,
     social,
 )
 
 TABLES: tuple[web.RouteTableDef, ...] = (
     catalog.routes, player.routes, manifest.routes, events.routes, home.routes, playlists.routes, me.routes,
-    ops.routes, privacy.routes, personal.routes, social.routes,
+    ops.routes, privacy.routes, personal.routes, social.routes, recs.routes,
 )

@@ -1,13 +1,15 @@
-"""Route: ``GET /v1/views/home``, personalized shelves (``processors.home`` over the replica)."""
+"""Route: ``GET /v1/views/home``, personalized shelves (``processors.recs.shelves.home`` through
+:mod:`playback.recs`): Discover Weekly, Daily Mix 1..N, "Because you listened to ...", picked for you;
+the cold start (no history) is popular in the user's country, then genre picks. Every shelf carries a
+``context_uri`` (``spotify:playlist:<public id of recs:<user>:<shelf id>>``) the client plays it with."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from playback import render
+from playback import recs
 from playback.parsing import base_url, int_param, json_response, user_id
 from playback.service import api_of
-from processors import home as home_fold
 
 routes = web.RouteTableDef()
 
@@ -17,18 +19,9 @@ async def home(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
     user = api.user(request)
-    limit = int_param(request, "limit", 10, 1, 50)
+    limit = int_param(request, "limit", 10, 1, recs.SHELF_SIZE_MAX)
     country, now_ms = user["country"], api.now_ms()
     base = base_url(request)
-    replica = api.replica
-    with replica.lock:
-        shelves = home_fold.home_shelves(
-            replica.profiles.get(uid), replica, replica.is_playable,
-            replica.popularity.get(country, {}), replica.cooccurrence, country, now_ms,
-            shelf_size=limit,
-        )
-        out = []
-        for s in shelves:
-            out.append({**s, "items": [render.track_object(replica, base, t, country, now_ms)
-                                       for t in s["track_ids"]]})
+    shelves = recs.home(api.replica, uid, user, now_ms)
+    out = [recs.shelf_object(api.replica, base, uid, s, country, now_ms, limit) for s in shelves]
     return json_response({"country": country, "shelves": out})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from playback import render
+from playback import recs, render
 from playback.parsing import (
     INT_MAX,
     MAX_ARRAY_ITEMS,
@@ -75,14 +75,14 @@ async def _command(api: PlaybackApi, uid: str, event: dict) -> None:
     await api.produce([event], wait=api.ack_player_commands)
 
 
-def _context_tracks(api: PlaybackApi, kind: str, ctx_id: str) -> list[str]:
+def _context_tracks(api: PlaybackApi, uid: str, kind: str, ctx_id: str) -> list[str]:
     replica = api.replica
     with replica.lock:
         if kind == "album":
             return replica.album_tracks(ctx_id)
         if kind == "artist":
             return sorted({c for t in replica.tracks_by_artist(ctx_id) if (c := replica.canonical_id(t))})
-        state = replica.playlist_state(ctx_id)
+        state = recs.playlist_state(replica, uid, ctx_id, api.now_ms())  # a playlist or one of uid's shelves
         return playlists_fold.track_ids(state) if state else []
 
 
@@ -104,7 +104,7 @@ async def play(request: web.Request) -> web.Response:
     elif "context_uri" in body:
         kind, ctx_id = parse_uri(body["context_uri"], ("album", "playlist", "artist"))
         context_uri = f"{body['context_uri'].split(':')[0]}:{kind}:{ctx_id}"  # internal id (playback/ids.py)
-        raw_ids = _context_tracks(api, kind, ctx_id)
+        raw_ids = _context_tracks(api, uid, kind, ctx_id)
         if not raw_ids:
             raise ApiError(404, f"Context not found or empty: {context_uri}")
     else:

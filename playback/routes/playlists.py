@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from playback import blends, render
+from playback import blends, recs, render
 from playback.parsing import (
     INT_MAX,
     REQUIRED,
@@ -49,7 +49,8 @@ def _playlist(api: PlaybackApi, request: web.Request) -> dict:
         if state is None:
             raise ApiError(404, "Blend not found: its two users must follow each other, and only they can read it")
         return state
-    state = api.replica.playlist_state(pid)
+    # a playlist, or one of the caller's recommendation shelves (playback/recs.py: recs:<user>:<shelf>)
+    state = recs.playlist_state(api.replica, user_id(request), pid, api.now_ms())
     if state is None:
         raise ApiError(404, "Playlist not found")
     return state

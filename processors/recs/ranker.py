@@ -38,18 +38,26 @@ def _always(_track: str, _country: str, _now: int) -> bool:
 
 @dataclass(frozen=True)
 class Context:
-    """The request's context: market, clock, local hour, device, explicit opt-out."""
+    """The request's context: market, clock, local hour, device, explicit opt-out.
+
+    One clock for the time of day: :meth:`local_hour` reads the request's instant and every play's
+    instant (epoch ms, UTC) shifted by the same ``utc_offset_min`` (the user's offset from UTC when known,
+    else 0: UTC for both). ``hour``, when given, overrides the request's hour only and must be on that
+    same clock (the local hour at ``utc_offset_min``)."""
 
     country: str
     now_ms: int
-    hour: int | None = None  # local hour 0..23; None: the UTC hour of now_ms
+    hour: int | None = None  # the request's hour 0..23 at utc_offset_min; None: from now_ms
     device: str | None = None  # "mobile" | "desktop" | "speaker" | "car" | "tv" | ...
     allow_explicit: bool = True
+    utc_offset_min: int = 0  # the user's offset from UTC in minutes (0: unknown, UTC)
 
     def local_hour(self, at_ms: int | None = None) -> int:
+        """The hour of day of ``at_ms`` (default: the request) on the context's clock."""
         if at_ms is None and self.hour is not None:
             return self.hour
-        return datetime.fromtimestamp((self.now_ms if at_ms is None else at_ms) / 1000, UTC).hour
+        at = self.now_ms if at_ms is None else at_ms
+        return datetime.fromtimestamp((at + self.utc_offset_min * 60_000) / 1000, UTC).hour
 
 
 @dataclass

@@ -11,13 +11,15 @@
 - :func:`recommend`: Spotify's /v1/recommendations semantics (1..5 seeds of tracks/artists/genres,
   limit 1..100, market);
 - :func:`home`: the shelves in page order; the cold start (no profile) is popular in the country,
-  then genre picks (each genre's most popular tracks).
+  then genre picks (each genre's most popular tracks); with a history no popularity shelf (popularity
+  is one term of the ranker).
 
 Shelf record: ``{"id", "title", "context": {"kind", "ids"}, "track_ids"}`` (as processors/home.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,6 +43,8 @@ Profile = Mapping[str, Any] | None
 SEEDED_WEIGHTS = Weights(
     artist=0.2, genre=0.05
 )  # shelves about a seed: the user's taste only breaks near-ties
+# Discover Weekly ignores the request's hour and device, so it is the same all week for the same taste
+WEEKLY_WEIGHTS = Weights(daypart=0.0, lean_back=1.0)
 
 
 def iso_week(now_ms: int) -> str:
@@ -79,6 +83,7 @@ def discover_weekly(
     *,
     jitter: float = 0.1,
     page: Page | None = None,
+    weights: Weights | None = None,
 ) -> list[str]:
     t = read_taste(profile, lookups.catalog, ctx)
     if not t.recent and not t.artists:
@@ -86,7 +91,7 @@ def discover_weekly(
     ids, cf = candidates(t, lookups)
     user = t.user_id or ""
     extra = {x: jitter * _jitter(user, week, x) for x in ids}
-    ranked = rank(ids, t, lookups, ctx, cf, extra=extra)
+    ranked = rank(ids, t, lookups, ctx, cf, extra=extra, weights=weights or Weights())
     return select([x for x, _ in ranked], t, lookups, ctx, size, new_only=True, page=page)
 
 
@@ -234,7 +239,7 @@ def recommend(
     if not 1 <= limit <= 100:
         raise ValueError("limit must be between 1 and 100")
     if market:
-        ctx = Context(market, ctx.now_ms, ctx.hour, ctx.device, ctx.allow_explicit)
+        ctx = dataclasses.replace(ctx, country=market)
     t = read_taste(None, lookups.catalog, ctx)
     sim, sizes = _seed_pool(lookups, seed_tracks, seed_artists, seed_genres)
     seeds = {lookups.catalog.canonical_id(s) or s for s in seed_tracks}
@@ -289,8 +294,11 @@ def home(
     profile: Profile, lookups: Lookups, ctx: Context, *, because: int = 2, mixes: int = 3
 ) -> list[dict[str, Any]]:
     """The home page: for-you, Discover Weekly, Because you listened to X (the most recent seeds),
-    Daily Mixes, popular in the country; the cold start is popular in the country then genre picks.
-    A track appears once per page (earlier shelves win)."""
+    Daily Mixes; the cold start is popular in the country then genre picks. With a history, popularity
+    is one signal of the ranker, not a shelf of its own. A track appears once per page: Discover Weekly
+    is filled first (with :data:`WEEKLY_WEIGHTS`, so neither the page nor the request's hour or device
+    changes it within a week: a pure function of taste, listened set, lookups and ISO week), then the
+    shelves in page order, each skipping what an earlier one took."""
     page = Page()
     t = read_taste(profile, lookups.catalog, ctx)
     shelves: list[dict[str, Any]] = []
@@ -301,11 +309,11 @@ def home(
                 _shelf(f"popular:{ctx.country}", f"Popular in {ctx.country}", "country", [ctx.country], pop)
             )
         return shelves + genre_picks(lookups, ctx, page=page)
+    week = iso_week(ctx.now_ms)
+    dw = discover_weekly(profile, lookups, ctx, week, page=page, weights=WEEKLY_WEIGHTS)
     picks = for_you(profile, lookups, ctx, page=page)
     if picks:
         shelves.append(_shelf("for-you", "Picked for you", "user", [t.user_id or ""], picks))
-    week = iso_week(ctx.now_ms)
-    dw = discover_weekly(profile, lookups, ctx, week, page=page)
     if dw:
         shelves.append(_shelf(f"discover-weekly:{week}", "Discover Weekly", "week", [week], dw))
     for seed in t.recent[:because]:
@@ -313,9 +321,4 @@ def home(
         if shelf:
             shelves.append(shelf)
     shelves += daily_mixes(profile, lookups, ctx, n=mixes, page=page)
-    pop = cold_start(lookups, ctx, page=page)
-    if pop:
-        shelves.append(
-            _shelf(f"popular:{ctx.country}", f"Popular in {ctx.country}", "country", [ctx.country], pop)
-        )
     return shelves

@@ -179,7 +179,7 @@ def test_play_position_ms_out_of_int32_is_400_and_nothing_is_produced(world: Wor
 def test_a_context_too_long_for_the_queue_is_400(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from playback.routes import player
 
-    monkeypatch.setattr(player, "_context_tracks", lambda api, kind, ctx: ["t1"] * (MAX_ARRAY_ITEMS + 1))
+    monkeypatch.setattr(player, "_context_tracks", lambda api, uid, kind, ctx: ["t1"] * (MAX_ARRAY_ITEMS + 1))
 
     async def scenario(c) -> None:  # noqa: ANN001
         status, body = await call(c, "PUT", "/v1/me/player/play", world.token("u1"),

@@ -229,7 +229,32 @@ def test_shelves_are_deterministic():
     assert one == two and one
     ids = [x for s in one for x in s["track_ids"]]
     assert len(ids) == len(set(ids))  # never twice on a page
-    assert one[0]["id"] == "for-you"
+    # Discover Weekly is filled first: the shelf is the standalone one, whatever else is on the page,
+    # and neither the hour nor the device changes it
+    dw = shelves.discover_weekly(p, lookups(), CTX, "2026-W22", weights=shelves.WEEKLY_WEIGHTS)
+    assert dw and one[0] == {"id": "discover-weekly:2026-W22", "title": "Discover Weekly",
+                             "context": {"kind": "week", "ids": ["2026-W22"]}, "track_ids": dw}
+    other = ranker.Context("DE", T0, hour=8, device="car")
+    assert [s for s in shelves.home(p, lookups(), other) if s["id"].startswith("discover")] == [one[0]]
+    assert not any(s["id"].startswith("popular") for s in one)  # with a history: no popularity shelf
+
+
+def test_time_of_day_compares_plays_and_request_on_one_clock():
+    # three jazz streams at 12:00 UTC; the user is at UTC+6 (18:00 local), the request at 12:00 UTC
+    noon = 1_780_056_000_000  # 2026-05-29 12:00 UTC
+    assert noon % DAY == 12 * 3_600_000
+    p = None
+    for n in range(3):
+        p, _ = taste.evolve(p, {**sig(n, "j1"), "at": noon - n * DAY})
+    local = ranker.Context("DE", noon, hour=18, utc_offset_min=360)  # the request's local hour, same clock
+    assert local.local_hour(noon - DAY) == 18
+    assert ranker.read_taste(p, CAT, local).daypart == {"jazz": 1.0}
+    derived = ranker.Context("DE", noon, utc_offset_min=360)  # no hour given: derived on the same clock
+    assert derived.local_hour() == 18 and ranker.read_taste(p, CAT, derived).daypart == {"jazz": 1.0}
+    utc = ranker.Context("DE", noon)  # offset unknown: UTC for both
+    assert ranker.read_taste(p, CAT, utc).daypart == {"jazz": 1.0}
+    # the play 6 h away on the same clock is outside the +-3 h window
+    assert ranker.read_taste(p, CAT, ranker.Context("DE", noon + 6 * 3_600_000)).daypart == {}
 
 
 def test_because_you_listened_uses_neighbours():

@@ -57,6 +57,7 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/v1/me/top/tracks", {}),
     ("GET", "/v1/me/top/artists", {}),
     ("GET", "/v1/recommendations", {"params": {"seed_tracks": "t1"}}),
+    ("GET", "/v1/recommendations/available-genre-seeds", {}),
     ("GET", "/v1/me/following", {"params": {"type": "artist"}}),
     ("GET", "/v1/me/tracks", {}),
     ("GET", "/v1/me/following/contains", {"params": {"type": "artist", "ids": "ar1"}}),
