@@ -8,6 +8,7 @@ COPY topics topics
 COPY processors processors
 COPY worker worker
 COPY sinks sinks
+COPY batch batch
 COPY replay replay
 COPY playback playback
 COPY ingest ingest

@@ -446,13 +446,29 @@ def bench_recs_cmd(users: int, tracks: int, seed: int) -> None:
         click.echo(f"  {method:<28} {hit:>7.3f} {ndcg:>8.3f} {ratio:>16.2f}x")
 
 
+@bench_group.command("featurestore")
+@click.option("--users", default="1000,10000,50000", show_default=True, help="Comma list of listener counts.")
+@click.option("--per-user", default=30, show_default=True, help="Streams per listener (skewed track choice).")
+@click.option("--tracks", default=20_000, show_default=True, help="Catalog size.")
+def bench_featurestore_cmd(users: str, per_user: int, tracks: int) -> None:
+    """The feature store's SQL (playlog batch recs) on DuckDB: seconds per size of the item-item self-join."""
+    from benchmarks.featurestore import run_one
+
+    results: dict = {}
+    for n in _counts(users, "--users"):
+        r = run_one(n, per_user, tracks)
+        for k, v in r.items():
+            results[f"{n}_users_{k}"] = v
+    record("featurestore", results)
+
+
 @bench_group.command("all")
 @click.pass_context
 def bench_all_cmd(ctx: click.Context) -> None:
     """Every part in turn; a part that fails is reported and the others still run."""
     failed = []
-    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search", "recs", "recovery",
-                 "snapshot"):
+    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search", "recs", "featurestore",
+                 "recovery", "snapshot"):
         cmd = bench_group.commands[name]
         try:
             ctx.invoke(cmd)

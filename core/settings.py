@@ -31,6 +31,7 @@ No other module reads ``os.environ`` for a ``PLAYLOG_*`` name (a test checks it)
 | PLAYLOG_SINK_FAULT | (none) | tests only: ``<point>:<n>`` SIGKILLs a sink at its n-th batch at ``point`` |
 | PLAYLOG_CHECKPOINT_SECONDS | 30 | how often the royalty view's owner writes a checkpoint (worker/checkpoint.py) when it changed |
 | PLAYLOG_WORKER_STALL_SECONDS | 60 | a worker with lag on its partitions that processes nothing this long is stalled (``/livez`` 503) |
+| PLAYLOG_BATCH_RECS_EVERY | 3600 | ``playlog up`` runs ``playlog batch recs`` (the feature store, batch/recs.py) every this many seconds; 0 turns it off |
 | PLAYLOG_WORKER_FAULT | (none) | tests only: ``stall_after:<n>`` makes a worker's agents stop after n batches (once per state dir) |
 
 Secrets. PLAYLOG_TOKEN_SECRET, PLAYLOG_SIGNING_KEYS and PLAYLOG_PII_MASTER_KEY default to development
@@ -94,6 +95,7 @@ class Settings:
     api_rate_burst: int = 50
     cors_origins: tuple[str, ...] = ("*",)
     oauth_clients: str = ""  # empty: data_dir / "oauth" / "clients.json"
+    batch_recs_every: int = 3600  # seconds between `playlog batch recs` runs under `playlog up`; 0: off
 
     @property
     def oauth_clients_path(self) -> Path:
@@ -196,6 +198,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         api_rate_burst=_int(env, "API_RATE_BURST", 50, minimum=1),
         cors_origins=parse_urls(_env(env, "CORS_ORIGINS", "*")),
         oauth_clients=_env(env, "OAUTH_CLIENTS", ""),
+        batch_recs_every=_int(env, "BATCH_RECS_EVERY", 3600, minimum=0),
     )
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import PlaylogError
 from core.settings import Settings
+from devstack.batch import BatchSchedule, recs_argv
 from devstack.supervisor import Child, Supervisor, free_port, playlog_argv, port_open
 from devstack.workers import WorkerProcess
 
@@ -93,6 +94,7 @@ class Stack:
         self.api: Child | None = None
         self.registry: Child | None = None
         self.sinks: list[Child] = []
+        self.batch_recs: BatchSchedule | None = None
         self.log_dir = Path(settings.data_dir) / "logs"
         self.timings: dict[str, float] = {}
         self._last_check = time.monotonic()
@@ -228,8 +230,21 @@ class Stack:
         if self.opts.api:
             self.start_api()
         self.start_sinks()
+        self.schedule_batches()
         self.record()
         return self
+
+    def schedule_batches(self) -> None:
+        """``playlog batch recs`` every PLAYLOG_BATCH_RECS_EVERY seconds (devstack/batch.py), run by :meth:`watch`."""
+        every = self.settings.batch_recs_every
+        if every <= 0:
+            self.say("batch recs: off (PLAYLOG_BATCH_RECS_EVERY=0)")
+            return
+        self.batch_recs = BatchSchedule("batch recs", recs_argv(self.opts.sinks, self.settings.data_dir),
+                                        self.settings.to_env(), self.log_dir / "batch-recs.log", every, say=self.say)
+        self.supervisor.add(self.batch_recs)  # stopped with the rest (a run in progress is ended)
+        self.say(f"batch recs: every {every}s, first in {every}s (view.similar, view.popularity; "
+                 f"log {self.batch_recs.log_path})")
 
     def endpoints(self) -> dict:
         s = self.settings
@@ -256,7 +271,12 @@ class Stack:
     def watch(self) -> None:
         """Until a child dies (ChildDied naming it) or Ctrl-C / SIGTERM (KeyboardInterrupt);
         meanwhile a worker that is stalled (``/livez`` 503) or frozen is restarted, and said so."""
-        self.supervisor.watch(on_tick=self.check_workers)
+        self.supervisor.watch(on_tick=self.tick)
+
+    def tick(self) -> None:
+        self.check_workers()
+        if self.batch_recs is not None:
+            self.batch_recs.tick()
 
     def check_workers(self) -> None:
         now = time.monotonic()

@@ -3,7 +3,8 @@
 A small JSON file at ``<data_dir>/ingest/index.json``::
 
     {"version": 1,
-     "masters": {"<master sha256>": {"duration_ms": int, "files": {"aac-96": "<file_id>", ...}}},
+     "masters": {"<master sha256>": {"duration_ms": int, "files": {"aac-96": "<file_id>", ...},
+                                     "features": {"tempo_bpm": float | None, "energy": float}}},
      "isrcs": {"<ISRC>": "<track_id of its first upload>"}}
 
 It is a cache of what the store and the log already say, used (1) to skip encoding master bytes
@@ -75,6 +76,14 @@ class IngestIndex:
         entry = self.masters.setdefault(master_sha, {"duration_ms": duration_ms, "files": {}})
         entry["duration_ms"] = duration_ms
         entry["files"].update(files)
+
+    def features_for(self, master_sha: str) -> dict | None:
+        """The content features measured from these master bytes (ingest.features), if any yet."""
+        got = self.masters.get(master_sha, {}).get("features")
+        return dict(got) if isinstance(got, dict) else None
+
+    def record_features(self, master_sha: str, features: dict) -> None:
+        self.masters.setdefault(master_sha, {"duration_ms": 0, "files": {}})["features"] = dict(features)
 
     def register_isrc(self, isrc: str, track_id: str) -> str | None:
         """Remember the ISRC's first track; return that track_id if this upload is an alias of it."""

@@ -172,8 +172,10 @@ def catalog_events(
     return out
 
 
-def audio_event(track_id: str, manifest: dict, event_id: str, occurred_at: int) -> dict:
-    """The audio.encoded event of one stored rendition (its manifest from ingest.store)."""
+def audio_event(track_id: str, manifest: dict, event_id: str, occurred_at: int,
+                features: dict | None = None) -> dict:
+    """The audio.encoded event of one stored rendition (its manifest from ingest.store), with the
+    master's content features (ingest.features: ``tempo_bpm``, ``energy``; null when not measured)."""
     fields = {
         "track_id": track_id,
         "file_id": manifest["file_id"],
@@ -187,5 +189,7 @@ def audio_event(track_id: str, manifest: dict, event_id: str, occurred_at: int) 
         "storage_key": f"audio/{manifest['file_id']}",
         "loudness_lufs": float(manifest["loudness_lufs"]),
         "true_peak_dbtp": float(manifest["true_peak_dbtp"]),
+        "tempo_bpm": (features or {}).get("tempo_bpm"),
+        "energy": (features or {}).get("energy"),
     }
     return _event("audio.encoded", event_id, occurred_at, fields)

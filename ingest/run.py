@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ingest.features import analyze_master
 from ingest.index import IngestIndex
 from ingest.ladder import DEFAULT_SEGMENT_MS, LADDER, MasterError, encode_rung
 from ingest.masters import SidecarError, audio_event, catalog_events, find_masters, read_sidecar
@@ -122,6 +123,32 @@ def encode_many(
     return out
 
 
+def analyze_many(jobs: Iterable[tuple[str, str]], *, workers: int = 2) -> dict[str, dict | None]:
+    """Content features (ingest.features) of every (path, master_sha256) job: sha -> features, or None
+    when the analysis failed (logged; the master's renditions are still good, its events say null)."""
+    jobs = list(jobs)
+    out: dict[str, dict | None] = {}
+
+    def done(path: str, sha: str, fn: Callable[[], dict]) -> None:
+        try:
+            out[sha] = fn()
+        except Exception as exc:  # features are extras: a failure must not fail the master
+            log.warning("%s: content features not measured: %s", Path(path).name, _reason(exc))
+            out[sha] = None
+
+    if workers <= 1 or len(jobs) <= 1:
+        for path, sha in jobs:
+            done(path, sha, lambda p=path: analyze_master(p))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(analyze_master, path): (path, sha) for path, sha in jobs}
+            for fut in as_completed(futures):
+                path, sha = futures[fut]
+                done(path, sha, fut.result)
+    return out
+
+
 def ingest_directory(
     directory: str | Path,
     data_dir: str | Path,
@@ -179,6 +206,12 @@ def ingest_directory(
                 index.record_master(sha, duration, {rung: m["file_id"] for rung, m in res.items()})
                 encoded += len(res)
                 audio_seconds += duration / 1000 * len(res)
+        # content features of every master encoded (now or before) that has none measured yet
+        unmeasured = {shas[r.path]: str(r.path) for r in results
+                      if not r.error and shas[r.path] in index.masters and index.features_for(shas[r.path]) is None}
+        for sha, feats in analyze_many([(p, s) for s, p in unmeasured.items()], workers=workers).items():
+            if feats is not None:
+                index.record_features(sha, feats)
         index.save()
 
         for n, r in enumerate(results):
@@ -203,9 +236,10 @@ def ingest_directory(
             r.alias_of = index.register_isrc(track["isrc"], track["track_id"])
             if r.alias_of:
                 log.info("%s: ISRC %s is already known as %s: alias upload", r.path.name, r.isrc, r.alias_of)
+            features = index.features_for(sha)
             audio = [
                 audio_event(track["track_id"], store.rendition_manifest(r.file_ids[rung.name]), new_id(),
-                            track["occurred_at"])
+                            track["occurred_at"], features)
                 for rung in LADDER
             ]
             for ev in [*cat, *audio]:

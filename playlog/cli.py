@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "replay": "replay.cli:replay_group",
     "sink": "sinks.cli:sink_group",
     "restore": "sinks.restore:restore_command",
+    "batch": "batch.cli:batch_group",
     "api": "playback.cli:api_command",
     "cdn": "playback.cli:cdn_command",
     "token": "playback.cli:token_command",

@@ -59,6 +59,9 @@ _RENDITION_FIELDS = (
     "true_peak_dbtp",
 )
 
+#: content features of the master carried by audio.encoded (optional fields, ingest/features.py)
+_FEATURE_FIELDS = ("tempo_bpm", "energy")
+
 State = dict[str, Any]
 Outputs = list[dict[str, Any]]
 
@@ -183,6 +186,9 @@ def evolve_track(state: State | None, event: Mapping[str, Any]) -> tuple[State, 
             rendition = {"at": event["occurred_at"], "event_id": event["event_id"]}
             for f in _RENDITION_FIELDS:
                 rendition[f] = event[f]
+            for f in _FEATURE_FIELDS:  # optional (audio.encoded v2): kept only when measured
+                if event.get(f) is not None:
+                    rendition[f] = event[f]
             new["renditions"] = {**state["renditions"], file_id: rendition}
     elif etype == "track.taken_down":
         eid = event["event_id"]
@@ -235,6 +241,18 @@ def best_ladder(
     return []
 
 
+def audio_features(state: State) -> dict[str, Any] | None:
+    """``{"tempo_bpm", "energy", "loudness_lufs"}`` of the upload, read from one rendition: the
+    highest-bitrate one among those that carry measured features (else among all; ties by codec,
+    then file_id), since its loudness is the closest to the master's; None before any rendition.
+    ``tempo_bpm`` / ``energy`` are None when ingest did not measure them (events before v2)."""
+    rungs = list(state.get("renditions", {}).values())
+    if not rungs:
+        return None
+    best = min(rungs, key=lambda r: (r.get("energy") is None, -r["bitrate_kbps"], r["codec"], r["file_id"]))
+    return {"tempo_bpm": best.get("tempo_bpm"), "energy": best.get("energy"), "loudness_lufs": best["loudness_lufs"]}
+
+
 def takedowns(state: State) -> list[dict[str, Any]]:
     """The upload's takedowns ``{"at", "event_id", "territories", "reason"}`` ordered by (at, event_id)."""
     items = [
@@ -249,7 +267,8 @@ def to_view(state: State) -> dict[str, Any]:
 
     Track documents: ``{"kind": "track", "track_id", "ingested": bool, "isrc", "title", "album_id",
     "artist_ids", "duration_ms", "genres", "explicit", "distributor", "rightsholders", "ladder": [...],
-    "takedowns": [...]}`` (metadata keys are None / empty while ``ingested`` is false).
+    "takedowns": [...], "audio_features": {"tempo_bpm", "energy", "loudness_lufs"} | None}`` (metadata
+    keys are None / empty while ``ingested`` is false; :func:`audio_features`).
     Artist / album documents are their latest ingestion's fields plus ``kind`` and the id.
     """
     kind = state["kind"]
@@ -264,6 +283,7 @@ def to_view(state: State) -> dict[str, Any]:
     doc["isrc"] = isrc_of(state)
     doc["ladder"] = ladder(state)
     doc["takedowns"] = takedowns(state)
+    doc["audio_features"] = audio_features(state)
     return doc
 
 

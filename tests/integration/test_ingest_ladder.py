@@ -235,6 +235,21 @@ def test_rendition_loudness_and_peak_agree_with_an_independent_meter(run, name: 
         assert abs(m["true_peak_dbtp"] - reference_true_peak_dbtp(data)) <= 0.4, (m["rung"], m["true_peak_dbtp"])
 
 
+def test_content_features_ride_on_every_rendition_of_a_master(run) -> None:
+    by_track: dict[str, set] = {}
+    for e in run["events"]:
+        if e["type"] == "audio.encoded":
+            by_track.setdefault(e["track_id"], set()).add((e["tempo_bpm"], e["energy"]))
+    assert all(len(v) == 1 for v in by_track.values())  # measured once per master, the same on each rung
+    sine_id = _by_name(run)["c_sine.wav"].track_id
+    ((tempo, energy),) = by_track[sine_id]
+    rms_dbfs = SINE_PEAK_DBFS - 10 * math.log10(2)  # a sine's RMS is its peak over sqrt(2)
+    assert tempo is None  # a steady tone has no beat
+    assert energy == pytest.approx((rms_dbfs + 60) / 60, abs=1e-3)
+    ((_, song_energy),) = by_track[_by_name(run)["a_song.wav"].track_id]
+    assert 0 < song_energy < 1
+
+
 def test_alias_upload_and_same_bytes_are_not_encoded_twice(run, tmp_path: Path) -> None:
     src = _by_name(run)["b_mono.flac"]
     again = tmp_path / "again"
@@ -252,6 +267,9 @@ def test_alias_upload_and_same_bytes_are_not_encoded_twice(run, tmp_path: Path) 
     audio = [e for e in sink.events if e["type"] == "audio.encoded"]
     assert {e["file_id"] for e in audio} == set(src.file_ids.values())
     assert all(e["track_id"] == "t-b2" for e in audio)
+    first = {(e["tempo_bpm"], e["energy"]) for e in run["events"] if e["type"] == "audio.encoded"
+             and e["track_id"] == "t-b"}
+    assert {(e["tempo_bpm"], e["energy"]) for e in audio} == first  # the features came from the index
 
 
 def test_synthetic_masters_go_through_the_real_ladder(tmp_path: Path) -> None:

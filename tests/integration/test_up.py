@@ -196,3 +196,41 @@ def test_up_with_an_unknown_sink_is_a_usage_error(tmp_path: Path) -> None:
                        timeout=60)
     assert r.returncode == 2 and "mysql" in r.stderr, r.stderr
     assert not (tmp_path / "data" / "kafka").exists()  # nothing was started
+
+
+def test_up_runs_the_feature_store_batch_on_its_schedule(tmp_path: Path) -> None:
+    """PLAYLOG_BATCH_RECS_EVERY=2: the stack (no sink at all) runs ``playlog batch recs`` by itself and
+    view.popularity ends up with every stream of the fixture (a play whose most ms_played is 30 s or more)."""
+    from core.settings import load
+    from topics.consumer import iter_records
+
+    data = tmp_path / "data"
+    env = {**_env(data, workers=0), "PLAYLOG_BATCH_RECS_EVERY": "2"}
+    proc, log = start_up(tmp_path, env, "--workers", "0", "--no-api", "--no-cdn", "--no-registry")
+    streams = {}
+    for line in (FIXTURES / "royalties-sample.jsonl").read_bytes().splitlines():
+        ev = json.loads(line)
+        if ev["type"] in ("play.progress", "play.skipped", "play.completed"):
+            streams[ev["play_id"]] = max(streams.get(ev["play_id"], 0), ev["ms_played"])
+    want = sum(ms >= 30_000 for ms in streams.values())
+    try:
+        text = wait_ready(proc, log)
+        assert "batch recs: every 2s" in text, text
+        produced = subprocess.run([*PLAYLOG, "produce", str(FIXTURES / "royalties-sample.jsonl")], env=env,
+                                  capture_output=True, text=True, timeout=120)
+        assert produced.returncode == 0, produced.stderr
+        settings = load(env)
+        deadline = time.monotonic() + 240
+        total = 0
+        while time.monotonic() < deadline and total != want:
+            docs: dict[bytes, dict | None] = {}
+            for r in iter_records(settings, [settings.topic_prefix + "view.popularity"]):
+                docs[r.key] = None if r.value is None else json.loads(r.value)
+            total = sum(d["streams"] for d in docs.values() if d)
+            time.sleep(2)
+        assert total == want, (total, want, (data / "logs" / "batch-recs.log").read_text()[-2000:])
+        assert "recs as of" in (data / "logs" / "batch-recs.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    assert code == 0, log.read_text()[-2000:]

@@ -40,7 +40,8 @@ def track(at: int, eid: str, track_id: str, isrc: str, title: str = "Song", **ov
     return ev("track.ingested", at, eid, **fields)
 
 
-def encoded(at: int, eid: str, track_id: str, file_id: str, codec: str, kbps: int) -> dict:
+def encoded(at: int, eid: str, track_id: str, file_id: str, codec: str, kbps: int,
+            tempo_bpm: float | None = None, energy: float | None = None, loudness_lufs: float = -14.0) -> dict:
     return ev(
         "audio.encoded",
         at,
@@ -55,8 +56,10 @@ def encoded(at: int, eid: str, track_id: str, file_id: str, codec: str, kbps: in
         segment_count=20,
         byte_size=kbps * 25_000,
         storage_key=f"audio/{file_id}",
-        loudness_lufs=-14.0,
+        loudness_lufs=loudness_lufs,
         true_peak_dbtp=-1.0,
+        tempo_bpm=tempo_bpm,
+        energy=energy,
     )
 
 
@@ -371,3 +374,17 @@ def test_shared_fixture_catalog_folds_cleanly():
     assert index.canonical_id("t028-x") == "t028" and index.canonical_id("t035-x") == "t035"
     assert index.aliases("t028") == ["t028-x"]
     assert catalog.to_view(tracks["track:t030"])["takedowns"][0]["territories"] == ["*"]
+
+
+def test_audio_features_come_from_the_best_measured_rendition() -> None:
+    s, _ = catalog.evolve(None, track(1, "i", "t1", "ISRC1"))
+    assert catalog.to_view(s)["audio_features"] is None  # no rendition yet
+    s, _ = catalog.evolve(s, encoded(2, "a", "t1", "f-old", "aac", 320, loudness_lufs=-9.0))  # v1: no features
+    assert catalog.to_view(s)["audio_features"] == {"tempo_bpm": None, "energy": None, "loudness_lufs": -9.0}
+    s, _ = catalog.evolve(s, encoded(3, "b", "t1", "f96", "aac", 96, 121.5, 0.8, -14.5))
+    s, out = catalog.evolve(s, encoded(4, "c", "t1", "f160", "opus", 160, 121.5, 0.8, -14.1))
+    doc = catalog.to_view(s)
+    # the 320 kbps rung has no measured features: the best measured one (opus 160) is read
+    assert doc["audio_features"] == {"tempo_bpm": 121.5, "energy": 0.8, "loudness_lufs": -14.1}
+    assert out[0]["view"]["audio_features"] == doc["audio_features"]
+    assert all("tempo_bpm" not in r for r in doc["ladder"])  # the ladder keeps its rendition fields

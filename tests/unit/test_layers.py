@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "schemas", "topics", "processors", "worker", "sinks", "replay", "playback", "ingest",
+PACKAGES = ("core", "schemas", "topics", "processors", "worker", "sinks", "batch", "replay", "playback", "ingest",
             "devstack", "demo", "benchmarks", "playlog")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
