@@ -46,7 +46,7 @@ RECENTLY_PLAYED: dict[str, Any] = {
     "required": ["href", "items", "limit", "next", "cursors"],
     "properties": {
         "href": STR, "limit": INT, "total": INT, "next": {"type": "string", "nullable": True},
-        "cursors": {"type": "object", "nullable": True, "required": ["after", "before"],
+        "cursors": {"type": "object", "description": "after/before: absent on an empty page",
                     "properties": {"after": STR, "before": STR}},
         "items": {"type": "array", "items": {
             "type": "object", "required": ["track", "played_at", "context"],

@@ -73,7 +73,7 @@ FEED = _obj({"friends": {"type": "array", "items": _obj({
 })}})
 FOLLOWED_ARTISTS = _obj({"artists": _obj({
     "href": STR, "items": {"type": "array", "items": _ref("Artist")}, "limit": INT, "next": _nullable(STR),
-    "total": INT, "cursors": _obj({"after": _nullable(STR)}, {"before": _nullable(STR)}),
+    "total": INT, "cursors": _obj({}, {"after": STR, "before": STR}),  # after: absent on the last page
 })})
 
 PATHS: dict[str, dict[str, Any]] = {
