@@ -81,15 +81,14 @@ PATHS: dict[str, dict[str, Any]] = {
                        _q("before", _MS, description="unix ms, exclusive (not with after)")],
         "responses": {**_ok("Recently played", RECENTLY_PLAYED), **_READ_ERRORS},
     }},
-    "/v1/me/top/{type}": {"get": {
-        "operationId": "getUsersTopItems",
-        "summary": "Top tracks (plays in the window, from history) or artists (decayed taste affinity)",
+    **{f"/v1/me/top/{kind}": {"get": {  # one path per type, as Spotify documents them
+        "operationId": f"getUsersTop{kind.capitalize()}",
+        "summary": what,
         "parameters": [
-            {"name": "type", "in": "path", "required": True,
-             "schema": {"type": "string", "enum": ["tracks", "artists"]}},
             _q("time_range", {"type": "string", "enum": ["short_term", "medium_term", "long_term"]},
                description="4 weeks, 6 months, 1 year (default medium_term)"),
             _LIMIT, _q("offset", {"type": "integer", "minimum": 0, "maximum": 2147483647})],
         "responses": {**_ok("Top items", TOP_PAGE), **_READ_ERRORS},
-    }},
+    }} for kind, what in (("tracks", "Top tracks (plays in the window, from history)"),
+                          ("artists", "Top artists (decayed taste affinity)"))},
 }

@@ -1,4 +1,4 @@
-"""Routes: ``GET /v1/me/player/recently-played`` and ``GET /v1/me/top/{type}`` (tracks | artists).
+"""Routes: ``GET /v1/me/player/recently-played`` and ``GET /v1/me/top/tracks|artists``.
 
 Reads only the replica's personalization read interface (``history``, ``taste_profile``); the
 derivation (plays per playback, time-range windows, ranking) is :mod:`processors.top_items`.
@@ -59,14 +59,13 @@ async def recently_played(request: web.Request) -> web.Response:
                           "cursors": cursors, "total": len(plays)})
 
 
-@routes.get("/v1/me/top/{type}", allow_head=False)
+@routes.get("/v1/me/top/tracks", allow_head=False)
+@routes.get("/v1/me/top/artists", allow_head=False)
 async def top(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
     user = api.user(request)
-    kind = request.match_info["type"]
-    if kind not in ("tracks", "artists"):
-        raise ApiError(400, "Invalid type: expected tracks or artists")
+    kind = request.path.rstrip("/").rsplit("/", 1)[1]  # tracks | artists (one route each, as Spotify's)
     time_range = request.query.get("time_range") or "medium_term"
     if time_range not in top_items.TIME_RANGES:
         raise ApiError(400, f"Invalid time_range: expected one of {', '.join(top_items.TIME_RANGES)}")

@@ -73,7 +73,7 @@ def test_no_server_errors_and_responses_match_the_schema(running: Stack) -> None
             exercise()
         except Exception as exc:  # collect every operation's first failure, then report them all
             failures.append(f"{operation.label}: {exc}")
-    assert operations == 68  # 20 + the Spotify fidelity routes (me, devices, queue, albums, artists, items...) + export
+    assert operations == 69  # 20 + the Spotify fidelity routes (me, devices, queue, albums, artists, items...) + export
     # + the OAuth fragment (GET/POST /authorize, POST /api/token) + shuffle, repeat, recently-played, top + 13 social
     # + radio, recommendations, available-genre-seeds
     after = _responses(running)
