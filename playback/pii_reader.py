@@ -29,12 +29,14 @@ class PiiReader:
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
+        from confluent_kafka import KafkaException
+
         from topics.pii_keys import read_keys
 
         self._read_at = time.monotonic()
         try:
             self._keys = read_keys(self._settings or load(), timeout=5.0)
-        except PlaylogError as exc:
+        except (PlaylogError, KafkaException) as exc:  # e.g. metadata not answered: the fields read as absent
             log.warning("cannot read the PII keys: %s", exc)
 
     def lookup(self, user_id: str, kid: str) -> bytes | None:
