@@ -38,6 +38,7 @@ from typing import Any
 from playback import render
 from playback.ids import public_id
 from playback.replica_state import ReplicaState
+from processors import taste
 from processors.recs import ranker, shelves
 
 SHELF_PREFIX = "recs:"
@@ -109,12 +110,28 @@ class _Catalog:
         return self._by_genre[genre]
 
 
+FRIENDS_WALKED = 20  # followed users whose top artists join the candidates
+FRIEND_ARTISTS = 3
+
+
+def followed_artists(replica: ReplicaState, user_id: str) -> list[str]:
+    """The follow graph's candidates (``ranker.Lookups.follows``): the artists the user follows, then the
+    top artists of the users they follow (one step of a walk on follows), in a deterministic order."""
+    out = dict.fromkeys(replica.follows(user_id, "artist"))
+    for friend in replica.follows(user_id, "user")[:FRIENDS_WALKED]:
+        if friend in replica.erased:
+            continue
+        out.update(dict.fromkeys(taste.ranked(replica.taste_profile(friend), "artists")[:FRIEND_ARTISTS]))
+    return list(out)
+
+
 def lookups(replica: ReplicaState, user_id: str | None, country: str) -> ranker.Lookups:
     """The ranker's lookups for one computation (call it under ``replica.lock``)."""
     return ranker.Lookups(
         catalog=_Catalog(replica), neighbours=Neighbours(replica), popularity=replica.popular(country),
         rights_check=replica.is_playable,
         listened=replica.listened(user_id) if user_id else frozenset(),
+        follows=lambda uid: followed_artists(replica, uid),
     )
 
 
@@ -199,11 +216,12 @@ def home(replica: ReplicaState, user_id: str, user: Mapping[str, Any], now_ms: i
         profile = replica.taste_profile(user_id)
         history = (profile or {}).get("history") or []
         listened = replica.listened(user_id)
+        follows = tuple(followed_artists(replica, user_id))
         if not history and not listened:  # a cold start: the same page for everyone of the market
             slot, key = f"\0cold:{ctx.country}:{ctx.allow_explicit}", ()
         else:
             slot = user_id
-            key = (len(history), tuple(history[-1]) if history else None, len(listened),
+            key = (len(history), tuple(history[-1]) if history else None, len(listened), follows,
                    shelves.iso_week(now_ms), ctx.local_hour(), ctx.device, ctx.country, ctx.allow_explicit)
         cached = _cache(replica).get(slot, key, now_ms)
         if cached is not None:

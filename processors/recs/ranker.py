@@ -2,7 +2,7 @@
 
 Sources: CF neighbours of the user's recent positive tracks ("listeners like you"), tracks of the
 user's top artists, of the user's top genres (by popularity), and a hook for graph walks on follows
-(``Lookups.follows``; follows do not exist yet).
+(``Lookups.follows``: playback/recs.followed_artists, the artists the user follows and the top artists of the users they follow).
 
 Score of a candidate track t (every term in [0, 1] before its weight)::
 

@@ -270,3 +270,23 @@ def test_ranker_context_from_user_document_and_player(world: World) -> None:
     # 20:26 UTC at UTC-5 is 15:26 local, for the request and for a play at the same instant alike
     assert ctx.local_hour() == ctx.local_hour(now_ms) == 15
     assert recs.context(replica, "fan", {**fan, "allow_explicit": False}, now_ms).allow_explicit is False
+
+
+def test_follows_feed_the_candidates(world: World) -> None:
+    """A walk on the follow graph: the jazz fan follows the rock fan, whose top artists (ra0, ra1) then
+    reach the jazz fan's shelves; before, nothing the jazz fan did leads to them."""
+    fan_artists = {"ra0", "ra1"}
+
+    def artists_on(body: dict) -> set[str]:
+        return {internal_id(i["id"])[:3] for s in body["shelves"] for i in s["items"]}
+
+    async def scenario(c: TestClient) -> None:
+        before = artists_on(await home(c, world, "jazzfan"))
+        assert not before & fan_artists
+        world.feed([ev("library.followed", user_id="jazzfan", target_type="user", target_id="fan", public=True)])
+        after = artists_on(await home(c, world, "jazzfan"))
+        assert after & fan_artists and "pa1" not in after
+        world.feed([ev("library.followed", user_id="jazzfan", target_type="artist", target_id="pa1", public=True)])
+        assert "pa1" in artists_on(await home(c, world, "jazzfan"))
+
+    run(world, scenario)
