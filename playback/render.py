@@ -16,6 +16,7 @@ from playback.ids import public_id as pub
 from playback.ids import public_uri
 from playback.replica_state import ReplicaState
 from playback.search import popularity_of
+from processors import library as library_fold
 from processors import player as player_fold
 
 
@@ -106,19 +107,23 @@ def devices(user: dict) -> dict[str, dict]:
     return {d["device_id"]: d for d in user.get("devices") or []}
 
 
-def device_object(user: dict | None, device_id: str, state: dict | None, is_active: bool = True) -> dict:
+def device_object(user: dict | None, device_id: str, state: dict | None, is_active: bool = True,
+                  private: bool = False) -> dict:
+    """A Spotify device object; ``private``: the user's private session is on (it is per user, so every
+    device of theirs says so)."""
     dev = devices(user or {}).get(device_id, {})
-    return {"id": device_id, "is_active": is_active, "is_private_session": False, "is_restricted": False,
+    return {"id": device_id, "is_active": is_active, "is_private_session": private, "is_restricted": False,
             "name": pii_reader.read((user or {}).get("user_id", ""), "name", dev.get("name")),
             "type": dev.get("device_type"), "supports_volume": True,
             "volume_percent": ((state or {}).get("volumes") or {}).get(device_id)}
 
 
-def device_list(user: dict | None, state: dict | None) -> dict:
+def device_list(user: dict | None, state: dict | None, private: bool = False) -> dict:
     """``GET /v1/me/player/devices``: every registered device of the user, ``is_active`` only for the
     player's active device."""
     active = (state or {}).get("active_device")
-    return {"devices": [device_object(user, d, state, is_active=d == active) for d in sorted(devices(user or {}))]}
+    return {"devices": [device_object(user, d, state, is_active=d == active, private=private)
+                        for d in sorted(devices(user or {}))]}
 
 
 def user_ref(base: str, user_id: str) -> dict:
@@ -167,7 +172,8 @@ def playback_state(replica: ReplicaState, base: str, user: dict | None, state: d
         context = {"uri": f"{scheme}:{kind}:{pub(ctx_id)}", "type": kind, "href": f"{base}/v1/{kind}s/{pub(ctx_id)}",
                    "external_urls": {"spotify": f"{base}/{kind}/{pub(ctx_id)}"}}
     return {
-        "device": device_object(user, state["active_device"], state),
+        "device": device_object(user, state["active_device"], state,
+                                private=library_fold.private_now(replica.library_state((user or {}).get("user_id", "")))),
         "repeat_state": state.get("repeat", "off"), "shuffle_state": bool(state.get("shuffle")),
         "smart_shuffle": False, "context": context, "timestamp": now_ms,
         "progress_ms": player_fold.progress_ms(state, now_ms, (doc or {}).get("duration_ms")),

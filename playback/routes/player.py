@@ -33,6 +33,7 @@ from playback.parsing import (
     user_id,
 )
 from playback.service import PlaybackApi, api_of
+from processors import library as library_fold
 from processors import player as player_fold
 from processors import playlists as playlists_fold
 
@@ -180,7 +181,8 @@ async def currently_playing(request: web.Request) -> web.Response:
 async def get_devices(request: web.Request) -> web.Response:
     api = api_of(request)
     uid = user_id(request)
-    return json_response(render.device_list(api.replica.users.get(uid), api.replica.player_state(uid)))
+    private = library_fold.private_now(api.replica.library_state(uid))
+    return json_response(render.device_list(api.replica.users.get(uid), api.replica.player_state(uid), private))
 
 
 @routes.get("/v1/me/player/queue", allow_head=False)

@@ -109,9 +109,13 @@ def test_friends_activity_hides_private_session_plays_and_erased_users(world: Wo
         assert u2["latest_played_at"] == u2["plays"][0]["played_at"]
         # u2 goes private (the toggle's time: now), plays t2 then; ends the session, plays t1 again
         assert (await call(c, "PUT", "/v1/me/player/private-session?state=true", t2))[0] == 204
+        devices = (await call(c, "GET", "/v1/me/player/devices", t2))[1]["devices"]
+        assert devices and all(d["is_private_session"] for d in devices)
         world.feed([play("u2", "t2", "q2", MS + 1_000)])
         world.now = NOW + 10
         assert (await call(c, "PUT", "/v1/me/player/private-session?state=false", t2))[0] == 204
+        devices = (await call(c, "GET", "/v1/me/player/devices", t2))[1]["devices"]
+        assert not any(d["is_private_session"] for d in devices)
         world.feed([play("u2", "t1", "q4", MS + 20_000)])
         body = (await call(c, "GET", "/v1/me/friends/activity", t1))[1]
         assert [f["user"]["id"] for f in body["friends"]] == ["u2", "u3"]
