@@ -37,6 +37,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,42 @@ def bench_world(tracks: int, users: int, segments: int) -> list[dict]:
     return out
 
 
+def fold_listening(replica: Any, events: Iterable[dict]) -> None:
+    """Fill ``replica`` as the workers would from these listening events: the taste stage's
+    ``view.taste`` documents (processors/taste_view.py) and the batch job's ``view.popularity`` and
+    ``view.similar`` (streams of 30 s or more; item-item cosine, processors/recs/similarity.py)."""
+    from processors import taste_view
+    from processors.recs.similarity import item_item
+    from processors.rules import MIN_STREAM_MS
+
+    def info(track_id: str) -> tuple[str, list[str], list[str]] | None:
+        canon = replica.canonical_id(track_id) or track_id
+        doc = replica.track_doc(canon)
+        return None if doc is None else (canon, list(doc.get("artist_ids") or []), list(doc.get("genres") or []))
+
+    states: dict[str, dict] = {}
+    counted: set[str] = set()
+    by_country: dict[str, dict[str, int]] = {}
+    listened: dict[str, set[str]] = {}
+    for e in events:
+        uid = e["user_id"]
+        after, _ = taste_view.evolve(states.get(uid), e, info)
+        if after is not None:
+            states[uid] = after
+        if (e.get("ms_played") or 0) >= MIN_STREAM_MS and e["play_id"] not in counted:
+            counted.add(e["play_id"])
+            canon = replica.canonical_id(e["track_id"]) or e["track_id"]
+            per = by_country.setdefault(canon, {})
+            per[e["country"]] = per.get(e["country"], 0) + 1
+            listened.setdefault(uid, set()).add(canon)
+    for uid, state in states.items():
+        replica.apply("taste", uid, taste_view.to_view(state))
+    for track, per in by_country.items():
+        replica.apply("popularity", track, {"track_id": track, "streams": sum(per.values()), "by_country": per})
+    for track, neighbours in item_item(listened).items():
+        replica.apply("similar", track, {"track_id": track, "neighbours": [list(n) for n in neighbours]})
+
+
 def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True, history_users: int = 0,
           plays: int = 0) -> None:
     """The bench API server: replica filled from the folded bench world (and the listening of the first
@@ -253,8 +290,7 @@ def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True,
         for key, (_, doc) in published.items():
             replica.apply(spec.name, key, doc)
     began = time.perf_counter()
-    for e in listening_world(history_users, tracks, plays):
-        replica.apply("listening", e["user_id"], e)
+    fold_listening(replica, listening_world(history_users, tracks, plays))
     if history_users:
         log.warning("bench server: %d users x %d plays folded in %.1fs", history_users, plays,
                     time.perf_counter() - began)
