@@ -30,7 +30,10 @@ def batch_group() -> None:
                    "ch-warehouse.duckdb).")
 @click.option("--group", default=None,
               help="Consumer group of the sync (default: the sink's own for the sink's own file, else one of the file's own).")
-def recs_command(warehouse, days, as_of, k, sync, warehouse_file, group) -> None:
+@click.option("--every", default=0, show_default=True, type=click.IntRange(0, 7 * 86_400), metavar="SECONDS",
+              help="Run again every SECONDS until stopped (a production deployment's schedule); 0: once. "
+                   "A failed run is logged and retried at the next interval.")
+def recs_command(warehouse, days, as_of, k, sync, warehouse_file, group, every) -> None:
     """Item-item neighbours and popularity, published to view.similar and view.popularity."""
     from batch.recs import POPULARITY_TOPIC, SIMILAR_TOPIC, run
     from core.settings import load
@@ -42,6 +45,23 @@ def recs_command(warehouse, days, as_of, k, sync, warehouse_file, group) -> None
             at = parse_ts(as_of)
         except ValueError as exc:
             raise PlaylogError(f"--as-of must be an RFC 3339 UTC time like 2026-05-19T12:00:00Z: {exc}") from None
+    if every and at is not None:
+        raise click.UsageError("--every recomputes as of each run's time: it does not take --as-of")
+    if every:
+        import logging
+        import time
+
+        log = logging.getLogger("playlog.batch")
+        while True:
+            began = time.monotonic()
+            try:
+                rep = run(load(), warehouse=warehouse, as_of=None, days=days, k=k, sync=sync,
+                          warehouse_file=warehouse_file, group=group)
+                log.info("recs as of %s: %d neighbour and %d popularity documents (%.1fs)", rep.as_of,
+                         rep.similar, rep.popularity, rep.seconds)
+            except PlaylogError as exc:
+                log.error("batch recs failed, retried in %ds: %s", every, exc)
+            time.sleep(max(0.0, every - (time.monotonic() - began)))
     rep = run(load(), warehouse=warehouse, as_of=at, days=days, k=k, sync=sync, warehouse_file=warehouse_file,
               group=group)
     click.echo(f"recs as of {rep.as_of} ({warehouse}): synced {rep.synced_records} records; "

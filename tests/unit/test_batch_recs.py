@@ -179,6 +179,8 @@ def test_clickhouse_sql_gives_the_duckdb_answer(tmp_path) -> None:
     (["--as-of", "2026-05-01T00:00:00"], "--as-of must be an RFC 3339 UTC time"),  # no offset
     (["--no-sync", "--warehouse-file", "{tmp}/missing.duckdb"], "no warehouse at"),
     (["--days", "0"], "Invalid value for '--days'"),
+    (["--every", "60", "--as-of", "2026-05-01T00:00:00Z"], "--every recomputes as of each run's time"),
+    (["--every", "-1"], "Invalid value for '--every'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args: list[str], message: str) -> None:
     import os
