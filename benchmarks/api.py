@@ -270,7 +270,7 @@ def fold_listening(replica: Any, events: Iterable[dict]) -> None:
 def serve(port: int, tracks: int, users: int, segments: int, kafka: bool = True, history_users: int = 0,
           plays: int = 0) -> None:
     """The bench API server: replica filled from the folded bench world (and the listening of the first
-    ``history_users`` users, ``plays`` each, folded as the listening topic would deliver it), real Kafka
+    ``history_users`` users, ``plays`` each, loaded as the taste stage and the batch job publish them), real Kafka
     publisher (or, with ``kafka=False``, no broker at all: produced player events are folded into the
     replica at once)."""
     from aiohttp import web
@@ -517,15 +517,15 @@ def run_api_bench(
     recs_rate: float = 1000.0,
     recs_seconds: float = 2.0,
     recs_users: int = 100_000,
-    history_users: int = 2_000,
+    history_users: int = 100_000,
     history_plays: int = 20,
 ) -> ApiBenchResult:
     """Play+manifest latency at ``rate`` requests/s for ``seconds``, then the ``ladder`` of higher rates
     (stopping at the first one not sustained); then ``GET /v1/views/home`` and ``GET /v1/recommendations``
     at ``recs_rate`` for ``recs_seconds`` each over ``recs_users`` registered users (random ones), the
-    first ``history_users`` of them with ``history_plays`` plays of planted tastes (the others are cold
-    starts: the replica folds about 1,000 users x 20 plays in 5-25 s here, search re-indexing included,
-    so 100,000 histories would take an hour to prepare; fewer by default).
+    first ``history_users`` of them (all by default) with ``history_plays`` plays of planted tastes, loaded
+    as the taste stage's and the batch job's documents (:func:`fold_listening`, a few minutes for 100,000
+    users; the others are cold starts).
     Loopback only; bounded by the arguments."""
     from core.settings import load
     from devstack.kafka import LocalKafka, free_port, port_open
