@@ -47,6 +47,19 @@ def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}plays"
 
 
+def raw_records(msgs: list) -> list[batches.RawRecord]:
+    """The records of a ``consume`` batch (errors other than end-of-partition logged and skipped)."""
+    recs = []
+    for m in msgs:
+        err = m.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", err.str())
+            continue
+        recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
+    return recs
+
+
 def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20_000) -> None:
     """Consume until ``stop`` is set (or SIGTERM/SIGINT when run as a process)."""
     stop = stop or threading.Event()
@@ -89,14 +102,7 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 20
             commit_done()
             if not msgs:
                 continue
-            recs = []
-            for m in msgs:
-                err = m.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consume error: %s", err.str())
-                    continue
-                recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
+            recs = raw_records(msgs)
             if not recs:
                 continue
             pending = inflight.open({(r.topic, r.partition): r.offset + 1 for r in recs})

@@ -41,6 +41,7 @@ from topics.deadletter import DEADLETTER_TOPIC, deadletter_record
 from topics.kafka_io import EventProducer, consumer_config
 from topics.lag import init_group_offsets
 from topics.schema_registry import configure as configure_schema_ids
+from worker.plays_stage import raw_records
 
 log = logging.getLogger(__name__)
 
@@ -232,14 +233,7 @@ def run(settings: Settings, stop: threading.Event | None = None, batch: int = 50
                         put(p, uid, None)
             lookups.newly_erased.clear()
             msgs = consumer.consume(batch, 0.2)
-            recs = []
-            for m in msgs:
-                err = m.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consume error: %s", err.str())
-                    continue
-                recs.append(batches.RawRecord(m.topic(), m.partition(), m.offset(), m.value()))
+            recs = raw_records(msgs)
             if not recs:
                 producer.poll(0)
                 continue

@@ -290,36 +290,36 @@ async def volume(request: web.Request) -> web.Response:
 _BOOLS = {"true": True, "false": False}
 
 
-@routes.put("/v1/me/player/shuffle")
-async def shuffle(request: web.Request) -> web.Response:
-    """``?state=true|false``: a ``player.shuffle_set`` event (the fold's order: processors/player.py)."""
-    api = api_of(request)
-    uid = user_id(request)
-    user = api.user(request)
+def _required_state(request: web.Request) -> str:
     raw = request.query.get("state")
     if raw is None or raw == "":
         raise ApiError(400, "Missing required parameter state")
+    return raw
+
+
+async def _mode_command(request: web.Request, etype: str, **fields: object) -> web.Response:
+    """A player mode change (shuffle, repeat) addressed to the active or the given device."""
+    api = api_of(request)
+    uid = user_id(request)
+    user = api.user(request)
+    device_id = _device(request, user, api.replica.player_state(uid))
+    await _command(api, uid, api.event(etype, user_id=uid, device_id=device_id, **fields))
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/player/shuffle")
+async def shuffle(request: web.Request) -> web.Response:
+    """``?state=true|false``: a ``player.shuffle_set`` event (the fold's order: processors/player.py)."""
+    raw = _required_state(request)
     if raw.lower() not in _BOOLS:
         raise ApiError(400, f"Invalid state: expected true or false, got {raw[:40]!r}")
-    state = api.replica.player_state(uid)
-    device_id = _device(request, user, state)
-    await _command(api, uid, api.event("player.shuffle_set", user_id=uid, device_id=device_id,
-                                       shuffle=_BOOLS[raw.lower()]))
-    return web.Response(status=204)
+    return await _mode_command(request, "player.shuffle_set", shuffle=_BOOLS[raw.lower()])
 
 
 @routes.put("/v1/me/player/repeat")
 async def repeat(request: web.Request) -> web.Response:
     """``?state=track|context|off``: a ``player.repeat_set`` event."""
-    api = api_of(request)
-    uid = user_id(request)
-    user = api.user(request)
-    raw = request.query.get("state")
-    if raw is None or raw == "":
-        raise ApiError(400, "Missing required parameter state")
+    raw = _required_state(request)
     if raw not in player_fold.REPEAT_STATES:
         raise ApiError(400, f"Invalid state: expected track, context or off, got {raw[:40]!r}")
-    state = api.replica.player_state(uid)
-    device_id = _device(request, user, state)
-    await _command(api, uid, api.event("player.repeat_set", user_id=uid, device_id=device_id, repeat=raw))
-    return web.Response(status=204)
+    return await _mode_command(request, "player.repeat_set", repeat=raw)
