@@ -467,7 +467,7 @@ def bench_featurestore_cmd(users: str, per_user: int, tracks: int) -> None:
 def bench_all_cmd(ctx: click.Context) -> None:
     """Every part in turn; a part that fails is reported and the others still run."""
     failed = []
-    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "search", "recs", "featurestore",
+    for name in ("broker", "pipeline", "ingest", "cdn", "replay", "sink", "api", "api-start", "search", "recs", "featurestore",
                  "recovery", "snapshot"):
         cmd = bench_group.commands[name]
         try:
