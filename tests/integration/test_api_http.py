@@ -69,6 +69,19 @@ class Stack:
         out = subprocess.run([PLAYLOG, "token", user], env=self.env, capture_output=True, text=True, check=True)
         return out.stdout.strip()
 
+    def wait_audio_playable(self, user: str, timeout: float = 180.0) -> None:
+        """Until the catalog's audio track is playable for ``user`` through the API (views folded)."""
+        tok = self.token(user)
+
+        def ready() -> bool:
+            try:
+                status, body = self.api("GET", f"/v1/tracks/{AUDIO_TRACK}", tok)
+            except OSError:
+                return False
+            return status == 200 and bool(body.get("has_audio")) and body.get("is_playable") is True
+
+        self.wait_for("the audio track to be playable through the API", ready, timeout=timeout)
+
     def wait_for(self, what: str, check, timeout: float = 120.0) -> object:
         deadline = time.monotonic() + timeout
         while True:
@@ -144,16 +157,7 @@ def stop_stack(stack: Stack) -> None:
 def stack(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = start_stack(kafka, tmp_path_factory.mktemp("apihttp"))
     try:
-        tok = s.token("u-de")
-
-        def ready() -> bool:
-            try:
-                status, body = s.api("GET", f"/v1/tracks/{AUDIO_TRACK}", tok)
-            except OSError:
-                return False
-            return status == 200 and body.get("has_audio") and body.get("is_playable") is True
-
-        s.wait_for("the audio track to be playable through the API", ready, timeout=180)
+        s.wait_audio_playable("u-de")
         yield s
     finally:
         stop_stack(s)

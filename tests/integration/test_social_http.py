@@ -29,16 +29,7 @@ from tests.integration.test_api_http import AUDIO_TRACK, AUDIO_TRACK_ID, Stack, 
 def stack(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = start_stack(kafka, tmp_path_factory.mktemp("social"))
     try:
-        tok = s.token("u-free")
-
-        def ready() -> bool:
-            try:
-                status, body = s.api("GET", f"/v1/tracks/{AUDIO_TRACK}", tok)
-            except OSError:
-                return False
-            return status == 200 and bool(body.get("has_audio")) and body.get("is_playable") is True
-
-        s.wait_for("the audio track to be playable through the API", ready, timeout=180)
+        s.wait_audio_playable("u-free")
         yield s
     finally:
         stop_stack(s)

@@ -68,16 +68,7 @@ def stack(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sta
                              ("api", ["api"], env)):
         s.procs.add(Child(name, [PLAYLOG, *args], penv, root / f"{name}.log").start())
     try:
-        tok = s.token("u-free")
-
-        def ready() -> bool:
-            try:
-                status, body = s.api("GET", f"/v1/tracks/{AUDIO_TRACK}", tok)
-            except OSError:
-                return False
-            return status == 200 and bool(body.get("has_audio")) and body.get("is_playable") is True
-
-        s.wait_for("the audio track to be playable through the API", ready, timeout=180)
+        s.wait_audio_playable("u-free")
         yield s, worker_port
     finally:
         s.procs.stop()
