@@ -385,6 +385,25 @@ class _Conn:
         return status
 
 
+async def _open_loop(n: int, interval: float, start: Any, rng: random.Random, n_tokens: int, tracks: int,
+                     conns: list) -> float:
+    """Start ``start(scheduled, token index, track index)`` every ``interval`` seconds, ``n`` times (open
+    loop: a late response never delays the next start); wait for all, close ``conns``; the elapsed seconds."""
+    began = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        scheduled = began + i * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(start(scheduled, rng.randrange(n_tokens), rng.randrange(tracks))))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    for c in conns:
+        c.writer.close()
+    return elapsed
+
+
 def _pct(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -431,18 +450,7 @@ async def _run_rate(port: int, rps: float, seconds: float, tokens: list[str], tr
             free.put_nowait(conn)
             done += 1
 
-    began = time.perf_counter()
-    tasks = []
-    for i in range(ops):
-        scheduled = began + i * interval
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(operation(scheduled, rng.randrange(len(tokens)), rng.randrange(tracks))))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - began
-    for c in conns:
-        c.writer.close()
+    elapsed = await _open_loop(ops, interval, operation, rng, len(tokens), tracks, conns)
     return RateResult(
         offered_rps=rps, achieved_rps=round(2 * ops / elapsed, 1), requests=2 * ops, errors=errors,
         play_p50_ms=_pct(play_l, 0.5), play_p99_ms=_pct(play_l, 0.99),
@@ -485,18 +493,7 @@ async def _run_recs_rate(port: int, route: str, rps: float, seconds: float, toke
         finally:
             free.put_nowait(conn)
 
-    began = time.perf_counter()
-    tasks = []
-    for i in range(n):
-        scheduled = began + i * interval
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(request(scheduled, rng.randrange(len(tokens)), rng.randrange(tracks))))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - began
-    for c in conns:
-        c.writer.close()
+    elapsed = await _open_loop(n, interval, request, rng, len(tokens), tracks, conns)
     return RecsRateResult(route, rps, round((n - dropped) / elapsed, 1), n, errors, dropped,
                           _pct(lat, 0.5), _pct(lat, 0.95), _pct(lat, 0.99))
 
